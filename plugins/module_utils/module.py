@@ -1,0 +1,61 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to slurm_exporter.incident_response
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""The one wrapper every module of the collection goes through.
+
+It adds the shared store/catalog options (documented once, in the
+``slurm_exporter.incident_response.store`` doc fragment), turns the collection's
+exceptions into ``fail_json`` with their message, and reports anything else as an
+internal error with a traceback.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback
+
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.catalog import load_catalog
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import IncidentResponseError
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.store import DEFAULT_STORE, IncidentStore
+
+STORE_ARGUMENT_SPEC = {
+    'store': {'type': 'path', 'default': DEFAULT_STORE, 'fallback': (env_fallback, ['INCIDENT_RESPONSE_STORE'])},
+    'lock_timeout': {'type': 'float', 'default': 30.0},
+    'catalog': {'type': 'dict'},
+}
+
+
+class IncidentResponseModule(AnsibleModule):
+    """AnsibleModule with the store options and one failure path."""
+
+    def __init__(self, argument_spec, **kwargs):
+        spec = dict(STORE_ARGUMENT_SPEC)
+        spec.update(argument_spec)
+        super().__init__(argument_spec=spec, **kwargs)
+        self._catalog = None
+
+    @property
+    def incident_catalog(self):
+        if self._catalog is None:
+            self._catalog = load_catalog(self.params.get('catalog'))
+        return self._catalog
+
+    def incident_store(self):
+        if self.params['lock_timeout'] <= 0:
+            self.fail_json(msg='lock_timeout: must be greater than zero')
+        return IncidentStore(self.params['store'], self.params['lock_timeout'], read_only=self.check_mode)
+
+    def fail_from_exception(self, exc, **result):
+        """Fail the task from an exception: the collection's errors by message, others with a traceback."""
+        if isinstance(exc, IncidentResponseError):
+            self.fail_json(msg=exc.message, **result)
+        self.fail_json(msg='internal error (%s): %s' % (type(exc).__name__, exc), exception=traceback.format_exc(), **result)
+
+    def run(self, main):
+        """Call ``main(module)`` and exit with its result dict, or fail cleanly."""
+        try:
+            result = main(self)
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            self.fail_from_exception(exc)
+        self.exit_json(**result)

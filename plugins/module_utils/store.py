@@ -1,0 +1,358 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to slurm_exporter.incident_response
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""The incident store: one JSON file per incident in a directory.
+
+Layout of the store directory (default /var/incident-response)::
+
+    incident-INC-YYYYMMDD-NNNN.json   one record per incident (mode 0640)
+    index.json                        summaries for fast listing; rebuilt from the records when stale
+    audit.log                         append-only JSON lines: who changed what, when
+    .lock                             the writers' lock (flock)
+    evidence/ reports/ outbox/        written by other modules
+
+Writers take an exclusive flock on .lock, so ID allocation and read-modify-write
+are serialised across processes. Files are written atomically: a temporary file
+in the same directory, fsync, rename, fsync of the directory. Readers take no
+lock: they always see a complete old or new file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import tempfile
+import time
+
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import (
+    LockTimeoutError, NotFoundError, RecordError, StoreError)
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import record as rec
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import timeutil
+
+DEFAULT_STORE = '/var/incident-response'
+RECORD_RE = re.compile(r'^incident-(INC-(\d{8})-(\d{4,6}))\.json$')
+INDEX_NAME = 'index.json'
+AUDIT_NAME = 'audit.log'
+LOCK_NAME = '.lock'
+INDEX_VERSION = 1
+SUBDIRS = ('evidence', 'reports', 'outbox')
+MAX_SEQUENCE = 999999
+
+
+def _oserror(action, path, exc):
+    reason = exc.strerror or str(exc)
+    return StoreError("cannot %s %s: %s" % (action, path, reason), errno=exc.errno, path=path)
+
+
+def atomic_write(path, data, mode=0o640):
+    """Write bytes to ``path`` atomically: temp file, fsync, rename, fsync of the directory."""
+    directory = os.path.dirname(path) or '.'
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def dump_json(document):
+    return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + '\n').encode('utf-8')
+
+
+class IncidentStore:
+    """Access to one store directory."""
+
+    def __init__(self, root=DEFAULT_STORE, lock_timeout=30.0, read_only=False):
+        if not isinstance(root, str) or not root:
+            raise StoreError("store: expected a directory path, got %r" % (root,))
+        self.root = os.path.abspath(os.path.expanduser(root))
+        self.lock_timeout = float(lock_timeout)
+        # A read-only store (check mode) never creates anything: no directory, no lock file.
+        self.read_only = read_only
+        self._locked = False
+
+    # -- paths ---------------------------------------------------------------------
+    def record_path(self, incident_id):
+        return os.path.join(self.root, 'incident-%s.json' % rec.validate_id(incident_id))
+
+    def path(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    def exists(self):
+        return os.path.isdir(self.root)
+
+    def ensure(self):
+        """Create the store directory (0750) and its sub-directories; fail clearly when it cannot be used."""
+        if os.path.exists(self.root) and not os.path.isdir(self.root):
+            raise StoreError("store %s exists but is not a directory" % self.root)
+        try:
+            os.makedirs(self.root, mode=0o750, exist_ok=True)
+            for sub in SUBDIRS:
+                os.makedirs(os.path.join(self.root, sub), mode=0o750, exist_ok=True)
+        except OSError as exc:
+            raise _oserror('create the store directory', self.root, exc) from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StoreError("store directory %s is not writable by this user (uid %d)" % (self.root, os.getuid()))
+
+    # -- locking -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the store's exclusive writer lock (re-entrant within one store object)."""
+        if self._locked:
+            yield
+            return
+        lock_path = self.path(LOCK_NAME)
+        if self.read_only:
+            if os.path.exists(self.root) and not os.path.isdir(self.root):
+                raise StoreError("store %s exists but is not a directory" % self.root)
+            if not os.path.exists(lock_path):
+                # Nothing was ever written here: there is nothing to serialise against.
+                self._locked = True
+                try:
+                    yield
+                finally:
+                    self._locked = False
+                return
+            flags = os.O_RDONLY
+        else:
+            self.ensure()
+            flags = os.O_RDWR | os.O_CREAT
+        try:
+            fd = os.open(lock_path, flags, 0o640)
+        except OSError as exc:
+            raise _oserror('open the lock file', lock_path, exc) from None
+        try:
+            deadline = time.monotonic() + self.lock_timeout
+            delay = 0.005
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                        raise _oserror('lock', lock_path, exc) from None
+                if time.monotonic() >= deadline:
+                    raise LockTimeoutError("store %s: another writer held the lock for more than %.0f s (lock_timeout)"
+                                           % (self.root, self.lock_timeout))
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+            self._locked = True
+            try:
+                yield
+            finally:
+                self._locked = False
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    # -- records -------------------------------------------------------------------
+    def read(self, incident_id):
+        """Load and validate one record; NotFoundError or RecordError with the file named."""
+        path = self.record_path(incident_id)
+        record = self._load(path)
+        if record is None:
+            raise NotFoundError("incident %s not found in store %s" % (incident_id, self.root))
+        if record['id'] != incident_id:
+            raise RecordError("record file %s holds id %s, not %s; it was left untouched" % (path, record['id'], incident_id))
+        return record
+
+    @staticmethod
+    def _load(path):
+        try:
+            with open(path, 'rb') as handle:
+                raw = handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _oserror('read', path, exc) from None
+        try:
+            document = json.loads(raw.decode('utf-8'))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise RecordError("record file %s is not valid JSON (%s bytes; truncated or corrupt: %s); it was left untouched"
+                              % (path, len(raw), exc), path=path) from None
+        try:
+            rec.validate_record(document)
+        except RecordError as exc:
+            raise RecordError("record file %s fails schema validation at %s; it was left untouched" % (path, exc.message),
+                              path=path) from None
+        return document
+
+    def write(self, record, actor, operation, before=None):
+        """Validate and atomically write ``record`` (revision and updated_at advance); index and audit follow.
+
+        Must be called with the lock held.
+        """
+        if not self._locked or self.read_only:
+            raise StoreError("internal error: IncidentStore.write called without the store lock or on a read-only store")
+        now = timeutil.utcnow()
+        record['revision'] = (before['revision'] if before else 0) + 1
+        record['updated_at'] = timeutil.format_ts(now)
+        rec.validate_record(record)
+        path = self.record_path(record['id'])
+        try:
+            atomic_write(path, dump_json(record))
+        except OSError as exc:
+            raise StoreError("cannot write %s: %s; the previous version (if any) is intact"
+                             % (path, exc.strerror or exc), errno=exc.errno) from None
+        self._index_put(record, path)
+        self._audit(now, actor, operation, record, before)
+        return record
+
+    def _audit(self, now, actor, operation, record, before):
+        changed = sorted(key for key in record if before is None or before.get(key) != record.get(key))
+        line = json.dumps({
+            'time': timeutil.format_ts(now), 'actor': actor, 'operation': operation, 'id': record['id'],
+            'revision': record['revision'], 'fields': [key for key in changed if key not in ('revision', 'updated_at')],
+            'pid': os.getpid(),
+        }, sort_keys=True) + '\n'
+        path = self.path(AUDIT_NAME)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                os.write(fd, line.encode('utf-8'))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StoreError("incident %s was written, but the audit log %s could not be appended: %s"
+                             % (record['id'], path, exc.strerror or exc)) from None
+
+    def audit_entries(self):
+        path = self.path(AUDIT_NAME)
+        if not os.path.exists(path):
+            return []
+        with open(path, 'r', encoding='utf-8') as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+
+    # -- index -----------------------------------------------------------------------
+    def _read_index(self):
+        try:
+            with open(self.path(INDEX_NAME), 'rb') as handle:
+                document = json.loads(handle.read().decode('utf-8'))
+            if document.get('version') == INDEX_VERSION and isinstance(document.get('entries'), dict):
+                return document['entries']
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+            pass
+        return {}
+
+    def _write_index(self, entries):
+        atomic_write(self.path(INDEX_NAME), json.dumps({'version': INDEX_VERSION, 'entries': entries},
+                                                       separators=(',', ':'), sort_keys=True).encode('utf-8'))
+
+    def refresh_index(self, persist=False):
+        """Summaries of every record, reconciled with the files on disk.
+
+        The index is trusted only for files whose size and mtime it recorded; any
+        other file is read again (so a crash between a record write and its index
+        update, or a record copied in by hand, is picked up). Returns
+        ``(entries, invalid)`` where ``invalid`` lists unreadable records with the reason.
+        """
+        entries = self._read_index()
+        seen = {}
+        invalid = []
+        dirty = False
+        try:
+            listing = os.scandir(self.root)
+        except FileNotFoundError:
+            return {}, []
+        except OSError as exc:
+            raise _oserror('list', self.root, exc) from None
+        with listing:
+            for entry in listing:
+                match = RECORD_RE.match(entry.name)
+                if not match:
+                    continue
+                incident_id = match.group(1)
+                try:
+                    stat = entry.stat()
+                except FileNotFoundError:
+                    continue
+                stamp = [stat.st_mtime_ns, stat.st_size]
+                known = entries.get(incident_id)
+                if known is not None and known.get('_stat') == stamp:
+                    seen[incident_id] = known
+                    continue
+                dirty = True
+                try:
+                    document = self._load(entry.path)
+                except RecordError as exc:
+                    invalid.append({'path': entry.path, 'error': exc.message})
+                    continue
+                if document is None:
+                    continue
+                summary = rec.summary(document)
+                summary['_stat'] = stamp
+                seen[incident_id] = summary
+        if len(seen) != len(entries):
+            dirty = True
+        if dirty and persist and self._locked and not self.read_only:
+            self._write_index(seen)
+        return seen, invalid
+
+    def _index_put(self, record, path):
+        entries, _invalid = self.refresh_index()
+        stat = os.stat(path)
+        summary = rec.summary(record)
+        summary['_stat'] = [stat.st_mtime_ns, stat.st_size]
+        entries[record['id']] = summary
+        try:
+            self._write_index(entries)
+        except OSError as exc:
+            raise StoreError("incident %s was written, but the index could not be updated: %s (it is rebuilt on the next read)"
+                             % (record['id'], exc.strerror or exc)) from None
+
+    # -- queries -----------------------------------------------------------------------
+    def next_id(self, now, entries=None):
+        """The next free id for ``now``'s UTC day (call with the lock held)."""
+        day = now.astimezone(timeutil.UTC).strftime('%Y%m%d')
+        if entries is None:
+            entries, _invalid = self.refresh_index()
+        highest = 0
+        prefix = 'INC-%s-' % day
+        candidates = list(entries)
+        # Unreadable records still hold their id.
+        with contextlib.suppress(OSError):
+            candidates.extend(match.group(1) for match in map(RECORD_RE.match, os.listdir(self.root)) if match)
+        for incident_id in candidates:
+            if incident_id.startswith(prefix):
+                highest = max(highest, int(incident_id[len(prefix):]))
+        if highest >= MAX_SEQUENCE:
+            raise StoreError("store %s: no incident ids left for %s" % (self.root, day))
+        return '%s%04d' % (prefix, highest + 1)
+
+    def find_open(self, fingerprints, entries=None):
+        """Ids of unresolved incidents that hold any of ``fingerprints`` (newest first)."""
+        if entries is None:
+            entries, _invalid = self.refresh_index()
+        wanted = set(fingerprints)
+        found = [summary for summary in entries.values()
+                 if summary['status'] != 'resolved' and wanted.intersection(summary.get('fingerprints', ()))]
+        found.sort(key=lambda summary: summary['created_at'], reverse=True)
+        return [summary['id'] for summary in found]
+
+    def list(self, predicate=None):
+        """``(summaries, invalid)``: summaries (oldest first) for which ``predicate`` is true."""
+        entries, invalid = self.refresh_index()
+        result = []
+        for summary in entries.values():
+            if predicate is None or predicate(summary):
+                item = dict(summary)
+                item.pop('_stat', None)
+                result.append(item)
+        result.sort(key=lambda summary: (summary['created_at'], summary['id']))
+        return result, invalid

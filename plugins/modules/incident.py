@@ -1,0 +1,469 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to slurm_exporter.incident_response
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: incident
+short_description: Open, update, acknowledge, escalate and resolve incident records
+version_added: 0.1.0
+description:
+  - Manages the incident records of the SLURM exporter incident response framework, one JSON file per
+    incident in a store directory, written atomically under a lock and validated against the record schema
+    on every write. Every change is appended to the store's audit log.
+  - O(state=open) opens a new incident, or attaches the given alerts to the unresolved incident that already
+    holds one of their fingerprints (Alertmanager re-sends and resolved notifications update the same incident).
+  - IDs are C(INC-YYYYMMDD-NNNN), a sequence per UTC day that stays unique under concurrent writers.
+  - The incident type comes from O(type), else from the first alert's C(incident_type) label when it names
+    a catalog type, else from the catalog's match rules, else from the catalog's fallback type.
+    Response and escalation due times come from the catalog.
+  - The status follows C(investigating) -> C(identified) -> C(monitoring) -> C(resolved); a change the
+    lifecycle does not allow fails with the allowed targets named. Operational incidents move to
+    C(monitoring) when all their alerts resolve; security incidents never change status on their own.
+author:
+  - slurm_exporter incident response maintainers
+extends_documentation_fragment:
+  - slurm_exporter.incident_response.store
+attributes:
+  check_mode:
+    support: full
+    description: Computes the change (and the ID a new incident would get) and writes nothing.
+  diff_mode:
+    support: full
+    description: Shows the record before and after as JSON.
+options:
+  state:
+    description:
+      - V(open) opens or attaches; V(update) changes an existing incident; V(acknowledge) records who took it;
+        V(escalate) raises the escalation level; V(resolve) moves it to resolved (a O(resolution) is required).
+    type: str
+    choices: [open, update, acknowledge, escalate, resolve]
+    default: open
+  id:
+    description:
+      - The incident to change, C(INC-YYYYMMDD-NNNN). Required for every O(state) but V(open), unless O(fingerprint) is given.
+    type: str
+  fingerprint:
+    description:
+      - An alert fingerprint (hexadecimal). With O(state=open) and no O(alerts), the incident is keyed by it;
+        with other states it selects the unresolved incident that holds it.
+    type: str
+  type:
+    description:
+      - Incident type from the catalog (for example V(security_breach)). Classified from O(alerts) when omitted.
+    type: str
+  severity:
+    description:
+      - Overrides the type's severity from the catalog (V(critical), V(high), V(medium), V(low) in the shipped catalog).
+    type: str
+  alerts:
+    description:
+      - Alertmanager alerts (webhook payload version 4 C(alerts) items) to open the incident with or attach.
+      - Labels and annotations are stored as data; they are never templated or used in paths.
+    type: list
+    elements: dict
+  drill:
+    description:
+      - Marks a new incident as a drill; drills are reported apart from real incidents.
+    type: bool
+    default: false
+  title:
+    description: Short title. Defaults to the type's description.
+    type: str
+  summary:
+    description: What is happening.
+    type: str
+  impact:
+    description: Who or what is affected.
+    type: str
+  status:
+    description:
+      - Target status. Moving to V(resolved) needs a O(resolution) (given now or earlier).
+    type: str
+    choices: [investigating, identified, monitoring, resolved]
+  status_reason:
+    description: Why the status changes; goes into the timeline entry.
+    type: str
+  root_cause:
+    description: The root cause, once known.
+    type: str
+  resolution:
+    description: What resolved the incident.
+    type: str
+  timeline:
+    description: Entries to append to the incident's timeline.
+    type: list
+    elements: dict
+    suboptions:
+      message:
+        description: What happened.
+        type: str
+        required: true
+      phase:
+        description: Response phase.
+        type: str
+        choices: [detection, triage, containment, investigation, eradication, recovery, communication, escalation, lessons_learned]
+      kind:
+        description: Kind of entry.
+        type: str
+        default: note
+        choices: [opened, alert, status, action, evidence, notification, note, escalation, acknowledgement, root_cause, resolution, follow_up, update]
+      actor:
+        description: Who did it; defaults to O(actor).
+        type: str
+      details:
+        description: Structured details.
+        type: dict
+  actions:
+    description:
+      - Outcomes of response actions. An action with the same O(actions[].name) and O(actions[].phase) as an
+        earlier one replaces it, so a re-run that ends the same way changes nothing.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Action name, for example V(isolate_pods).
+        type: str
+        required: true
+      phase:
+        description: Response phase.
+        type: str
+        default: containment
+        choices: [detection, triage, containment, investigation, eradication, recovery, communication, escalation, lessons_learned]
+      result:
+        description: Outcome.
+        type: str
+        default: success
+        choices: [success, failed, skipped, pending]
+      changed:
+        description: Whether the action changed the cluster.
+        type: bool
+        default: false
+      details:
+        description: Structured details.
+        type: dict
+  evidence:
+    description: Evidence bundles to register.
+    type: list
+    elements: dict
+    suboptions:
+      path:
+        description: Path of the bundle (or its archive).
+        type: str
+        required: true
+      sha256:
+        description: SHA-256 of the bundle's manifest or archive.
+        type: str
+        required: true
+      details:
+        description: Structured details (counts, errors).
+        type: dict
+  notifications:
+    description: Notification sends to record.
+    type: list
+    elements: dict
+    suboptions:
+      channel:
+        description: Channel name, for example V(slack) or V(outbox).
+        type: str
+        required: true
+      template:
+        description: Template used.
+        type: str
+      status:
+        description: Outcome of the send.
+        type: str
+        default: sent
+        choices: [sent, failed, skipped, pending, suppressed]
+      attempts:
+        description: Attempts made.
+        type: int
+        default: 1
+      details:
+        description: Structured details (never secrets).
+        type: dict
+  follow_ups:
+    description: Follow-up items; an item with the same title replaces the earlier one.
+    type: list
+    elements: dict
+    suboptions:
+      title:
+        description: What is to be done.
+        type: str
+        required: true
+      owner:
+        description: Who owns it.
+        type: str
+      due:
+        description: Due date.
+        type: str
+      status:
+        description: Progress.
+        type: str
+        default: open
+        choices: [open, in_progress, done, wont_do]
+  level:
+    description: With O(state=escalate), the level to reach; defaults to one above the current level.
+    type: int
+  reason:
+    description: With O(state=acknowledge) or O(state=escalate), why; goes into the timeline.
+    type: str
+  actor:
+    description: Who makes the change, recorded in the timeline and the audit log.
+    type: str
+    default: ansible
+notes:
+  - Writes are atomic (temporary file, fsync, rename) and serialised by an exclusive lock on the store, so
+    concurrent playbooks neither lose updates nor share an ID.
+  - Invalid input, an unreadable record or an unusable store fails the task before anything is written.
+seealso:
+  - module: slurm_exporter.incident_response.incident_info
+'''
+
+EXAMPLES = r'''
+- name: Open (or attach to) the incident for an Alertmanager payload
+  slurm_exporter.incident_response.incident:
+    store: /var/incident-response
+    alerts: "{{ alertmanager_payload.alerts }}"
+  register: opened
+
+- name: Open a security breach by hand
+  slurm_exporter.incident_response.incident:
+    type: security_breach
+    summary: Unknown client used the exporter's JWT against slurmrestd
+    impact: SLURM accounting data may have been read
+
+- name: Record containment and move to identified
+  slurm_exporter.incident_response.incident:
+    state: update
+    id: "{{ opened.id }}"
+    status: identified
+    status_reason: Compromised token found in pod logs
+    actions:
+      - name: isolate_pods
+        phase: containment
+        changed: true
+        details:
+          networkpolicy: incident-isolation
+    timeline:
+      - message: Pods isolated by NetworkPolicy incident-isolation
+        phase: containment
+
+- name: Acknowledge
+  slurm_exporter.incident_response.incident:
+    state: acknowledge
+    id: "{{ opened.id }}"
+    actor: alice
+
+- name: Resolve
+  slurm_exporter.incident_response.incident:
+    state: resolve
+    id: "{{ opened.id }}"
+    root_cause: JWT leaked through a debug log line
+    resolution: Token rotated, known-good deployment restored
+    follow_ups:
+      - title: Remove token from debug logging
+        owner: platform-team
+
+- name: Shared settings for every module of the collection
+  module_defaults:
+    group/slurm_exporter.incident_response.incident_response:
+      store: "{{ incident_store }}"
+      catalog: "{{ incident_catalog | default({}) }}"
+  block:
+    - name: Escalate
+      slurm_exporter.incident_response.incident:
+        state: escalate
+        id: INC-20260131-0001
+        reason: No acknowledgement within 30 minutes
+'''
+
+RETURN = r'''
+id:
+  description: ID of the incident opened, attached or changed (predicted in check mode for a new incident).
+  returned: success, unless a resolved alert matched no open incident
+  type: str
+  sample: INC-20260131-0001
+created:
+  description: Whether a new incident was opened.
+  returned: always
+  type: bool
+attached:
+  description: Whether O(state=open) attached the alerts to an existing unresolved incident.
+  returned: always
+  type: bool
+skipped_reason:
+  description: Why nothing was opened (resolved alerts that match no open incident).
+  returned: when nothing was opened
+  type: str
+incident:
+  description: The incident record after the change (schema version 1).
+  returned: success, unless a resolved alert matched no open incident
+  type: dict
+  contains:
+    id:
+      description: Incident ID.
+      type: str
+    type:
+      description: Incident type from the catalog.
+      type: str
+    category:
+      description: security, operational or infrastructure.
+      type: str
+    severity:
+      description: Severity level.
+      type: str
+    priority:
+      description: P1..P4.
+      type: str
+    status:
+      description: investigating, identified, monitoring or resolved.
+      type: str
+    drill:
+      description: Whether this is a drill.
+      type: bool
+    created_at:
+      description: When it was opened (UTC, RFC 3339).
+      type: str
+    response_due_at:
+      description: When a response is due, from the type's response time.
+      type: str
+    escalation_due_at:
+      description: When it escalates if still open, from the severity's policy.
+      type: str
+    escalation_level:
+      description: Current escalation level (0 = not escalated).
+      type: int
+    alerts:
+      description: Alerts with fingerprint, status, labels, annotations, startsAt, endsAt.
+      type: list
+      elements: dict
+    timeline:
+      description: Timeline entries (time, phase, kind, message, actor, details).
+      type: list
+      elements: dict
+    actions:
+      description: Action outcomes (name, phase, result, changed, time, details).
+      type: list
+      elements: dict
+    evidence:
+      description: Evidence bundles (path, sha256, time, details).
+      type: list
+      elements: dict
+    notifications:
+      description: Notification sends (channel, template, status, attempts, time).
+      type: list
+      elements: dict
+    revision:
+      description: Write counter of the record.
+      type: int
+'''
+
+import json  # noqa: E402  pylint: disable=wrong-import-position
+
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.module import IncidentResponseModule  # noqa: E402
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.service import IncidentService  # noqa: E402
+
+PHASES = ['detection', 'triage', 'containment', 'investigation', 'eradication', 'recovery', 'communication', 'escalation',
+          'lessons_learned']
+KINDS = ['opened', 'alert', 'status', 'action', 'evidence', 'notification', 'note', 'escalation', 'acknowledgement',
+         'root_cause', 'resolution', 'follow_up', 'update']
+
+ARGUMENT_SPEC = {
+    'state': {'type': 'str', 'choices': ['open', 'update', 'acknowledge', 'escalate', 'resolve'], 'default': 'open'},
+    'id': {'type': 'str'},
+    'fingerprint': {'type': 'str'},
+    'type': {'type': 'str'},
+    'severity': {'type': 'str'},
+    'alerts': {'type': 'list', 'elements': 'dict'},
+    'drill': {'type': 'bool', 'default': False},
+    'title': {'type': 'str'},
+    'summary': {'type': 'str'},
+    'impact': {'type': 'str'},
+    'status': {'type': 'str', 'choices': ['investigating', 'identified', 'monitoring', 'resolved']},
+    'status_reason': {'type': 'str'},
+    'root_cause': {'type': 'str'},
+    'resolution': {'type': 'str'},
+    'timeline': {'type': 'list', 'elements': 'dict', 'options': {
+        'message': {'type': 'str', 'required': True},
+        'phase': {'type': 'str', 'choices': PHASES},
+        'kind': {'type': 'str', 'choices': KINDS, 'default': 'note'},
+        'actor': {'type': 'str'},
+        'details': {'type': 'dict'},
+    }},
+    'actions': {'type': 'list', 'elements': 'dict', 'options': {
+        'name': {'type': 'str', 'required': True},
+        'phase': {'type': 'str', 'choices': PHASES, 'default': 'containment'},
+        'result': {'type': 'str', 'choices': ['success', 'failed', 'skipped', 'pending'], 'default': 'success'},
+        'changed': {'type': 'bool', 'default': False},
+        'details': {'type': 'dict'},
+    }},
+    'evidence': {'type': 'list', 'elements': 'dict', 'options': {
+        'path': {'type': 'str', 'required': True},
+        'sha256': {'type': 'str', 'required': True},
+        'details': {'type': 'dict'},
+    }},
+    'notifications': {'type': 'list', 'elements': 'dict', 'options': {
+        'channel': {'type': 'str', 'required': True},
+        'template': {'type': 'str'},
+        'status': {'type': 'str', 'choices': ['sent', 'failed', 'skipped', 'pending', 'suppressed'], 'default': 'sent'},
+        'attempts': {'type': 'int', 'default': 1},
+        'details': {'type': 'dict'},
+    }},
+    'follow_ups': {'type': 'list', 'elements': 'dict', 'options': {
+        'title': {'type': 'str', 'required': True},
+        'owner': {'type': 'str'},
+        'due': {'type': 'str'},
+        'status': {'type': 'str', 'choices': ['open', 'in_progress', 'done', 'wont_do'], 'default': 'open'},
+    }},
+    'level': {'type': 'int'},
+    'reason': {'type': 'str'},
+    'actor': {'type': 'str', 'default': 'ansible'},
+}
+
+EDIT_KEYS = ('title', 'summary', 'impact', 'root_cause', 'resolution', 'status', 'status_reason', 'timeline', 'actions',
+             'evidence', 'notifications', 'follow_ups')
+
+
+def run(module):
+    params = module.params
+    service = IncidentService(module.incident_store(), module.incident_catalog, actor=params['actor'],
+                              check_mode=module.check_mode)
+    edits = {key: params[key] for key in EDIT_KEYS if params[key] is not None}
+    state = params['state']
+    if state == 'open':
+        title, summary, impact = (edits.pop(key, None) for key in ('title', 'summary', 'impact'))
+        outcome = service.open(params['type'], params['alerts'], params['fingerprint'], params['severity'], params['drill'],
+                               title=title, summary=summary, impact=impact, edits=edits)
+    else:
+        if not params['id'] and not params['fingerprint']:
+            module.fail_json(msg='state=%s needs id (INC-YYYYMMDD-NNNN) or fingerprint' % state)
+        incident_id = service.find_id(params['id'], params['fingerprint'])
+        if state == 'update':
+            outcome = service.update(incident_id, edits)
+        elif state == 'acknowledge':
+            outcome = service.acknowledge(incident_id, params['reason'])
+        elif state == 'escalate':
+            outcome = service.escalate(incident_id, params['level'], params['reason'])
+        else:
+            outcome = service.resolve(incident_id, edits=edits)
+    result = outcome.as_result()
+    if module._diff:  # pylint: disable=protected-access
+        result['diff'] = {
+            'before': json.dumps(outcome.before, indent=2, sort_keys=True) + '\n' if outcome.before else '',
+            'after': json.dumps(outcome.after, indent=2, sort_keys=True) + '\n' if outcome.after else '',
+            'before_header': outcome.before['id'] if outcome.before else '(new incident)',
+            'after_header': (outcome.after or {}).get('id', '(nothing)'),
+        }
+    return result
+
+
+def main():
+    module = IncidentResponseModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module.run(run)
+
+
+if __name__ == '__main__':
+    main()
