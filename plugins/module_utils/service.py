@@ -46,6 +46,9 @@ class IncidentService:
 
     def __init__(self, store, catalog, actor='automation', check_mode=False, clock=timeutil.utcnow):
         self.store = store
+        if check_mode:
+            # Check mode must not create the store, its lock file or anything else.
+            store.read_only = True
         self.catalog = catalog
         self.actor = actor
         self.check_mode = check_mode

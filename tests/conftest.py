@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to slurm_exporter.incident_response
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Shared pytest fixtures: the collection on the import path, real ansible-playbook runs, the Kubernetes emulator.
+
+The collection is exposed to Python and to ansible-playbook subprocesses through a
+private collections root (``<tmp>/ansible_collections/slurm_exporter/incident_response``
+-> this checkout), so tests always exercise this working tree whatever is
+installed in ~/.ansible/collections.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS_ROOT = os.path.join(tempfile.gettempdir(), 'slurm-ir-collections-%d' % os.getpid())
+
+
+def _link_collection():
+    namespace_dir = os.path.join(COLLECTIONS_ROOT, 'ansible_collections', 'slurm_exporter')
+    os.makedirs(namespace_dir, exist_ok=True)
+    link = os.path.join(namespace_dir, 'incident_response')
+    if os.path.islink(link) and os.readlink(link) != REPO_ROOT:
+        os.unlink(link)
+    if not os.path.islink(link):
+        os.symlink(REPO_ROOT, link)
+    if COLLECTIONS_ROOT not in sys.path:
+        sys.path.insert(0, COLLECTIONS_ROOT)
+    # ansible_collections is a namespace package spread over several roots (site-packages holds the
+    # kubernetes.core and community.general of the ansible bundle); make it pick up the new root.
+    module = sys.modules.get('ansible_collections')
+    if module is not None and hasattr(module, '__path__'):
+        path = os.path.join(COLLECTIONS_ROOT, 'ansible_collections')
+        if path not in list(module.__path__):
+            module.__path__.append(path)
+
+
+_link_collection()
+
+
+def ansible_env(extra=None):
+    """Environment for ansible-playbook subprocesses: this checkout first, explicit interpreter, quiet."""
+    env = dict(os.environ)
+    default_paths = [os.path.expanduser('~/.ansible/collections'), '/usr/share/ansible/collections']
+    env.update({
+        'ANSIBLE_COLLECTIONS_PATH': os.pathsep.join([COLLECTIONS_ROOT] + default_paths),
+        'ANSIBLE_PYTHON_INTERPRETER': sys.executable,
+        'ANSIBLE_CONFIG': os.path.join(REPO_ROOT, 'ansible.cfg'),
+        'ANSIBLE_NOCOLOR': '1',
+        'ANSIBLE_RETRY_FILES_ENABLED': '0',
+        'ANSIBLE_LOCALHOST_WARNING': '0',
+        'ANSIBLE_INVENTORY_UNPARSED_WARNING': '0',
+        'PYTHONDONTWRITEBYTECODE': '1',
+    })
+    env.pop('INCIDENT_RESPONSE_STORE', None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+class PlaybookRun:
+    """Result of one ansible-playbook process run with the json stdout callback."""
+
+    def __init__(self, process):
+        self.process = process
+        self.rc = process.returncode
+        self.stdout = process.stdout
+        self.stderr = process.stderr
+        start = self.stdout.find('{')
+        try:
+            self.json = json.loads(self.stdout[start:]) if start >= 0 else {}
+        except ValueError:
+            self.json = {}
+
+    def results(self, task_name):
+        """Results of the task called ``task_name`` (one per host), in play order."""
+        found = []
+        for play in self.json.get('plays', []):
+            for task in play.get('tasks', []):
+                if task['task']['name'] == task_name:
+                    found.extend(task['hosts'].values())
+        if not found:
+            raise AssertionError('no task named %r ran; rc=%s\nstdout:\n%s\nstderr:\n%s'
+                                 % (task_name, self.rc, self.stdout[-4000:], self.stderr[-4000:]))
+        return found
+
+    def result(self, task_name):
+        return self.results(task_name)[0]
+
+    def __repr__(self):
+        return '<PlaybookRun rc=%s>\n%s\n%s' % (self.rc, self.stdout[-6000:], self.stderr[-3000:])
+
+
+def write_playbook(directory, tasks, play_vars=None, module_defaults=None, name='playbook.yml'):
+    """A one-play localhost playbook built from a list of task dicts (JSON is valid YAML)."""
+    play = {
+        'name': 'test play',
+        'hosts': 'localhost',
+        'connection': 'local',
+        'gather_facts': False,
+        'vars': dict(play_vars or {}),
+        'tasks': tasks,
+    }
+    if module_defaults:
+        play['module_defaults'] = module_defaults
+    path = os.path.join(str(directory), name)
+    with open(path, 'w', encoding='utf-8') as handle:
+        json.dump([play], handle, indent=1)
+    return path
+
+
+def run_playbook(playbook, extra_vars=None, check=False, diff=False, env=None, timeout=300, inventory='localhost,',
+                 popen=False):
+    """Run ansible-playbook for real; returns PlaybookRun (or the Popen when ``popen``)."""
+    command = ['ansible-playbook', '-i', inventory, playbook]
+    if extra_vars:
+        command += ['-e', json.dumps(extra_vars)]
+    if check:
+        command.append('--check')
+    if diff:
+        command.append('--diff')
+    environment = ansible_env(env)
+    environment['ANSIBLE_STDOUT_CALLBACK'] = 'ansible.builtin.json'
+    environment['ANSIBLE_CALLBACK_RESULT_FORMAT'] = 'json'
+    if popen:
+        return subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=REPO_ROOT)
+    process = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT,
+                             check=False)
+    return PlaybookRun(process)
+
+
+def finish(popen, timeout=300):
+    """Wait for a Popen from run_playbook(popen=True) and wrap it."""
+    stdout, stderr = popen.communicate(timeout=timeout)
+    return PlaybookRun(subprocess.CompletedProcess(popen.args, popen.returncode, stdout, stderr))
+
+
+@pytest.fixture
+def store_dir(tmp_path):
+    """A path for an incident store that does not exist yet."""
+    return str(tmp_path / 'store')
+
+
+@pytest.fixture
+def kube(tmp_path):
+    """The Kubernetes API emulator on a free loopback port, seeded with the slurm-exporter manifests.
+
+    Yields the emulator; ``kube.kubeconfig`` is the path of a kubeconfig that points at it.
+    """
+    from tests.emulator import Emulator  # pylint: disable=import-outside-toplevel
+
+    emulator = Emulator.start(seed=True)
+    emulator.kubeconfig = emulator.write_kubeconfig(str(tmp_path / 'kubeconfig'))
+    try:
+        yield emulator
+    finally:
+        emulator.stop()

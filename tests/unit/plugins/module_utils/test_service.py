@@ -1,0 +1,158 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to slurm_exporter.incident_response
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+
+import pytest
+
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.catalog import load_catalog
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import TransitionError, ValidationError
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.service import IncidentService
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.store import IncidentStore
+
+NOW = datetime.datetime(2026, 1, 31, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+def alert(fingerprint='a1', alertname='SlurmExporterDown', status='firing', **labels):
+    labels = dict({'alertname': alertname}, **labels)
+    return {'fingerprint': fingerprint, 'status': status, 'labels': labels, 'annotations': {'summary': 's'}}
+
+
+def service(root, check_mode=False, clock=lambda: NOW):
+    return IncidentService(IncidentStore(str(root)), load_catalog(), actor='tester', check_mode=check_mode, clock=clock)
+
+
+def snapshot(root):
+    """Every file under ``root`` with a digest of its content."""
+    found = {}
+    for directory, _dirs, files in os.walk(str(root)):
+        for name in files:
+            path = os.path.join(directory, name)
+            with open(path, 'rb') as handle:
+                found[os.path.relpath(path, str(root))] = hashlib.sha256(handle.read()).hexdigest()
+    return found
+
+
+def test_open_then_attach_by_fingerprint(tmp_path):
+    svc = service(tmp_path)
+    first = svc.open(alerts=[alert()])
+    assert first.created and first.after['id'] == 'INC-20260131-0001' and first.after['type'] == 'service_outage'
+    again = svc.open(alerts=[alert()])
+    assert again.attached and not again.created and not again.changed
+    resolved = svc.open(alerts=[alert(status='resolved')])
+    assert resolved.attached and resolved.changed
+    # operational incidents move to monitoring when every alert resolved
+    assert resolved.after['status'] == 'monitoring'
+    assert len(svc.store.list()[0]) == 1
+
+
+def test_security_incidents_never_change_status_on_their_own(tmp_path):
+    svc = service(tmp_path)
+    svc.open(alerts=[alert(alertname='SecurityIncidentDetected')])
+    outcome = svc.open(alerts=[alert(alertname='SecurityIncidentDetected', status='resolved')])
+    assert outcome.after['type'] == 'security_breach'
+    assert outcome.after['status'] == 'investigating'
+    assert outcome.after['alerts'][0]['status'] == 'resolved'
+
+
+def test_resolved_alert_without_open_incident_opens_nothing(tmp_path):
+    outcome = service(tmp_path).open(alerts=[alert(status='resolved')])
+    assert not outcome.changed and outcome.after is None and 'match no open incident' in outcome.skipped
+
+
+def test_resolved_incident_is_not_reused(tmp_path):
+    svc = service(tmp_path)
+    first = svc.open(alerts=[alert()])
+    svc.resolve(first.after['id'], resolution='restarted')
+    second = svc.open(alerts=[alert()])
+    assert second.created and second.after['id'] == 'INC-20260131-0002'
+
+
+def test_mixed_types_are_refused(tmp_path):
+    with pytest.raises(ValidationError, match='classify to different incident types'):
+        service(tmp_path).open(alerts=[alert('a1'), alert('b2', alertname='SecurityIncidentDetected')])
+    assert not os.path.exists(str(tmp_path / 'index.json'))
+
+
+def test_update_ack_escalate_resolve(tmp_path):
+    svc = service(tmp_path)
+    incident_id = svc.open(type_name='security_breach').after['id']
+    updated = svc.update(incident_id, {'status': 'identified', 'actions': [{'name': 'isolate', 'changed': True}],
+                                       'timeline': [{'message': 'pods isolated', 'phase': 'containment'}],
+                                       'evidence': [{'path': 'evidence/x', 'sha256': 'a' * 64}],
+                                       'notifications': [{'channel': 'outbox', 'template': 'initial'}]})
+    assert updated.changed and updated.after['status'] == 'identified'
+    assert not svc.update(incident_id, {'actions': [{'name': 'isolate', 'changed': True}]}).changed
+    acked = svc.acknowledge(incident_id)
+    assert acked.after['acknowledged_by'] == 'tester'
+    assert not svc.acknowledge(incident_id).changed
+    later = NOW + datetime.timedelta(minutes=31)
+    escalated = service(tmp_path, clock=lambda: later).escalate(incident_id)
+    assert escalated.after['escalation_level'] == 1
+    assert escalated.after['escalation_due_at'] == '2026-01-31T13:01:00Z'
+    assert not svc.escalate(incident_id, level=1).changed
+    with pytest.raises(ValidationError, match='needs a resolution'):
+        svc.resolve(incident_id)
+    done = svc.resolve(incident_id, resolution='credentials rotated', root_cause='leaked token')
+    assert done.after['status'] == 'resolved' and done.after['mitigated_at'] and done.after['resolved_at']
+    with pytest.raises(ValidationError, match='cannot be escalated'):
+        svc.escalate(incident_id)
+    operations = [entry['operation'] for entry in svc.store.audit_entries()]
+    assert operations == ['open', 'update', 'acknowledge', 'escalate', 'resolve']
+
+
+def test_invalid_transition_changes_nothing(tmp_path):
+    svc = service(tmp_path)
+    incident_id = svc.open(type_name='api_failure').after['id']
+    svc.resolve(incident_id, resolution='fixed')
+    before = snapshot(tmp_path)
+    with pytest.raises(TransitionError, match='cannot move from resolved to investigating'):
+        svc.update(incident_id, {'status': 'investigating'})
+    assert snapshot(tmp_path) == before
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    root = tmp_path / 'store'
+    outcome = service(root, check_mode=True).open(type_name='data_loss')
+    assert outcome.created and outcome.after['id'] == 'INC-20260131-0001'
+    assert not root.exists()
+    svc = service(root)
+    incident_id = svc.open(type_name='data_loss').after['id']
+    before = snapshot(root)
+    checker = IncidentService(IncidentStore(str(root), read_only=True), load_catalog(), check_mode=True, clock=lambda: NOW)
+    predicted = checker.open(type_name='data_loss')
+    assert predicted.after['id'] == 'INC-20260131-0002'
+    assert checker.update(incident_id, {'status': 'identified'}).changed
+    assert snapshot(root) == before
+
+
+@pytest.mark.parametrize('edits, message', [
+    ({'status': 'done'}, 'unknown status'),
+    ({'actions': [{'result': 'ok'}]}, r'actions\[0\].name: required'),
+    ({'timeline': [{'message': 'x', 'phase': 'panic'}]}, r'timeline\[0\].phase: unknown phase'),
+    ({'evidence': [{'path': 'x', 'sha256': 'zz'}]}, r'evidence\[0\].sha256'),
+    ({'title': 5}, 'title: expected a string'),
+])
+def test_bad_edits_fail_before_writing(tmp_path, edits, message):
+    svc = service(tmp_path)
+    incident_id = svc.open(type_name='api_failure').after['id']
+    before = snapshot(tmp_path)
+    with pytest.raises(ValidationError, match=message):
+        svc.update(incident_id, edits)
+    assert snapshot(tmp_path) == before
+
+
+def test_unknown_type_and_bad_ids_touch_nothing(tmp_path):
+    root = tmp_path / 'store'
+    svc = service(root)
+    with pytest.raises(ValidationError, match="unknown incident type 'sabotage'"):
+        svc.open(type_name='sabotage')
+    with pytest.raises(ValidationError, match='not an incident id'):
+        svc.update('../../etc/passwd', {'summary': 'x'})
+    with pytest.raises(ValidationError, match='not an alert fingerprint'):
+        svc.find_id(fingerprint='../../etc')
+    assert not root.exists()
