@@ -37,27 +37,61 @@ def build_filter(catalog, statuses=None, types=None, severities=None, drill=None
     if fingerprint is not None:
         fingerprint = rec.validate_fingerprint(fingerprint)
     now = now or timeutil.utcnow()
-    statuses = set(statuses or ())
-    types = set(types or ())
-    severities = set(severities or ())
+    return Filter(set(statuses or ()), set(types or ()), set(severities or ()), drill, since_ts, until_ts, overdue,
+                  fingerprint, now)
 
-    def predicate(summary):
-        if statuses and summary['status'] not in statuses:
+
+class Filter:  # pylint: disable=too-many-instance-attributes
+    """A validated filter: callable on a summary, and translatable to SQL for the index."""
+
+    def __init__(self, statuses, types, severities, drill, since, until, overdue, fingerprint, now):
+        self.statuses = statuses
+        self.types = types
+        self.severities = severities
+        self.drill = drill
+        self.since = since
+        self.until = until
+        self.overdue = overdue
+        self.fingerprint = fingerprint
+        self.now = now
+
+    def __call__(self, summary):
+        if self.statuses and summary['status'] not in self.statuses:
             return False
-        if types and summary['type'] not in types:
+        if self.types and summary['type'] not in self.types:
             return False
-        if severities and summary['severity'] not in severities:
+        if self.severities and summary['severity'] not in self.severities:
             return False
-        if drill is not None and summary['drill'] != drill:
+        if self.drill is not None and summary['drill'] != self.drill:
             return False
-        if since_ts and summary['created_at'] < since_ts:
+        if self.since and summary['created_at'] < self.since:
             return False
-        if until_ts and summary['created_at'] > until_ts:
+        if self.until and summary['created_at'] > self.until:
             return False
-        if fingerprint and fingerprint not in summary.get('fingerprints', ()):
+        if self.fingerprint and self.fingerprint not in summary.get('fingerprints', ()):
             return False
-        if overdue is not None and is_overdue(summary, now) != overdue:
+        if self.overdue is not None and is_overdue(summary, self.now) != self.overdue:
             return False
         return True
 
-    return predicate
+    def sql(self):
+        """``(where, params)`` narrowing the index rows; the Python check above still applies to each row."""
+        clauses = []
+        params = []
+        for column, values in (('status', self.statuses), ('type', self.types), ('severity', self.severities)):
+            if values:
+                clauses.append('%s IN (%s)' % (column, ', '.join('?' * len(values))))
+                params.extend(sorted(values))
+        if self.drill is not None:
+            clauses.append('drill = ?')
+            params.append(int(self.drill))
+        if self.since:
+            clauses.append('created_at >= ?')
+            params.append(self.since)
+        if self.until:
+            clauses.append('created_at <= ?')
+            params.append(self.until)
+        if self.fingerprint:
+            clauses.append('id IN (SELECT id FROM fingerprints WHERE fingerprint = ?)')
+            params.append(self.fingerprint)
+        return ' AND '.join(clauses), params

@@ -418,26 +418,3 @@ def validate_record(record):
         _expect(path + '.owner', item.get('owner'), str)
         _expect_choice(path + '.status', item.get('status'), FOLLOW_UP_STATUSES)
     return record
-
-
-def summary(record):
-    """The fields kept in the store's index and returned by list queries."""
-    return {
-        'id': record['id'],
-        'type': record['type'],
-        'category': record['category'],
-        'severity': record['severity'],
-        'priority': record['priority'],
-        'status': record['status'],
-        'drill': record['drill'],
-        'title': record['title'],
-        'created_at': record['created_at'],
-        'updated_at': record['updated_at'],
-        'acknowledged_at': record['acknowledged_at'],
-        'resolved_at': record['resolved_at'],
-        'response_due_at': record['response_due_at'],
-        'escalation_due_at': record['escalation_due_at'],
-        'escalation_level': record['escalation_level'],
-        'fingerprints': sorted({alert['fingerprint'] for alert in record['alerts']}),
-        'revision': record['revision'],
-    }

@@ -6,7 +6,7 @@
 Layout of the store directory (default /var/incident-response)::
 
     incident-INC-YYYYMMDD-NNNN.json   one record per incident (mode 0640)
-    index.json                        summaries for fast listing; rebuilt from the records when stale
+    .index/index.sqlite3              summaries for fast listing; reconciled with the records, rebuilt when lost
     audit.log                         append-only JSON lines: who changed what, when
     .lock                             the writers' lock (flock)
     evidence/ reports/ outbox/        written by other modules
@@ -25,20 +25,20 @@ import fcntl
 import json
 import os
 import re
+import sqlite3
 import tempfile
 import time
 
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import (
     LockTimeoutError, NotFoundError, RecordError, StoreError)
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import record as rec
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.index import RecordIndex
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import timeutil
 
 DEFAULT_STORE = '/var/incident-response'
 RECORD_RE = re.compile(r'^incident-(INC-(\d{8})-(\d{4,6}))\.json$')
-INDEX_NAME = 'index.json'
 AUDIT_NAME = 'audit.log'
 LOCK_NAME = '.lock'
-INDEX_VERSION = 1
 SUBDIRS = ('evidence', 'reports', 'outbox')
 MAX_SEQUENCE = 999999
 
@@ -83,8 +83,18 @@ class IncidentStore:
         self.root = os.path.abspath(os.path.expanduser(root))
         self.lock_timeout = float(lock_timeout)
         # A read-only store (check mode) never creates anything: no directory, no lock file.
-        self.read_only = read_only
+        self._read_only = read_only
         self._locked = False
+        self.index = RecordIndex(self.root, self._load, read_only)
+
+    @property
+    def read_only(self):
+        return self._read_only
+
+    @read_only.setter
+    def read_only(self, value):
+        self._read_only = value
+        self.index.read_only = value
 
     # -- paths ---------------------------------------------------------------------
     def record_path(self, incident_id):
@@ -160,6 +170,30 @@ class IncidentStore:
         finally:
             os.close(fd)
 
+    @contextlib.contextmanager
+    def try_locked(self):
+        """Take the writer lock only if it is free right now; yields whether it was taken."""
+        lock_path = self.path(LOCK_NAME)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o640)
+        except OSError:
+            yield False
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                yield False
+                return
+            self._locked = True
+            try:
+                yield True
+            finally:
+                self._locked = False
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
     # -- records -------------------------------------------------------------------
     def read(self, incident_id):
         """Load and validate one record; NotFoundError or RecordError with the file named."""
@@ -204,12 +238,21 @@ class IncidentStore:
         record['updated_at'] = timeutil.format_ts(now)
         rec.validate_record(record)
         path = self.record_path(record['id'])
+        self.refresh_index(persist=True)
+        try:
+            self.index.begin_write(record['id'])
+        except sqlite3.Error as exc:
+            raise StoreError("store %s: the index %s cannot be written (%s); nothing was changed" % (self.root, self.index.path, exc)) from None
         try:
             atomic_write(path, dump_json(record))
         except OSError as exc:
             raise StoreError("cannot write %s: %s; the previous version (if any) is intact"
                              % (path, exc.strerror or exc), errno=exc.errno) from None
-        self._index_put(record, path)
+        try:
+            self.index.finish_write(record, path)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError("incident %s was written, but the index could not be updated: %s (it is reconciled on the next read)"
+                             % (record['id'], exc)) from None
         self._audit(now, actor, operation, record, before)
         return record
 
@@ -240,81 +283,21 @@ class IncidentStore:
             return [json.loads(line) for line in handle if line.strip()]
 
     # -- index -----------------------------------------------------------------------
-    def _read_index(self):
-        try:
-            with open(self.path(INDEX_NAME), 'rb') as handle:
-                document = json.loads(handle.read().decode('utf-8'))
-            if document.get('version') == INDEX_VERSION and isinstance(document.get('entries'), dict):
-                return document['entries']
-        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
-            pass
-        return {}
+    def refresh_index(self, persist=False, where=None, params=()):
+        """``(entries, invalid)``: every record's summary by id, reconciled with the record files.
 
-    def _write_index(self, entries):
-        atomic_write(self.path(INDEX_NAME), json.dumps({'version': INDEX_VERSION, 'entries': entries},
-                                                       separators=(',', ':'), sort_keys=True).encode('utf-8'))
-
-    def refresh_index(self, persist=False):
-        """Summaries of every record, reconciled with the files on disk.
-
-        The index is trusted only for files whose size and mtime it recorded; any
-        other file is read again (so a crash between a record write and its index
-        update, or a record copied in by hand, is picked up). Returns
-        ``(entries, invalid)`` where ``invalid`` lists unreadable records with the reason.
+        ``invalid`` lists unreadable records with the reason. With ``persist`` (and the
+        lock held, and a writable store) what was learnt is saved in the index.
         """
-        entries = self._read_index()
-        seen = {}
-        invalid = []
-        dirty = False
-        try:
-            listing = os.scandir(self.root)
-        except FileNotFoundError:
+        if not os.path.isdir(self.root):
             return {}, []
-        except OSError as exc:
-            raise _oserror('list', self.root, exc) from None
-        with listing:
-            for entry in listing:
-                match = RECORD_RE.match(entry.name)
-                if not match:
-                    continue
-                incident_id = match.group(1)
-                try:
-                    stat = entry.stat()
-                except FileNotFoundError:
-                    continue
-                stamp = [stat.st_mtime_ns, stat.st_size]
-                known = entries.get(incident_id)
-                if known is not None and known.get('_stat') == stamp:
-                    seen[incident_id] = known
-                    continue
-                dirty = True
-                try:
-                    document = self._load(entry.path)
-                except RecordError as exc:
-                    invalid.append({'path': entry.path, 'error': exc.message})
-                    continue
-                if document is None:
-                    continue
-                summary = rec.summary(document)
-                summary['_stat'] = stamp
-                seen[incident_id] = summary
-        if len(seen) != len(entries):
-            dirty = True
-        if dirty and persist and self._locked and not self.read_only:
-            self._write_index(seen)
-        return seen, invalid
-
-    def _index_put(self, record, path):
-        entries, _invalid = self.refresh_index()
-        stat = os.stat(path)
-        summary = rec.summary(record)
-        summary['_stat'] = [stat.st_mtime_ns, stat.st_size]
-        entries[record['id']] = summary
         try:
-            self._write_index(entries)
+            return self.index.entries(persist and self._locked and not self.read_only, where, params)
+        except sqlite3.Error as exc:
+            raise StoreError("store %s: the index %s cannot be used (%s); delete it and it is rebuilt from the records"
+                             % (self.root, self.index.path, exc)) from None
         except OSError as exc:
-            raise StoreError("incident %s was written, but the index could not be updated: %s (it is rebuilt on the next read)"
-                             % (record['id'], exc.strerror or exc)) from None
+            raise _oserror('index', self.root, exc) from None
 
     # -- queries -----------------------------------------------------------------------
     def next_id(self, now, entries=None):
@@ -346,8 +329,17 @@ class IncidentStore:
         return [summary['id'] for summary in found]
 
     def list(self, predicate=None):
-        """``(summaries, invalid)``: summaries (oldest first) for which ``predicate`` is true."""
-        entries, invalid = self.refresh_index()
+        """``(summaries, invalid)``: summaries (oldest first) for which ``predicate`` is true.
+
+        Takes no lock, but when the index needs reconciling and the lock is free at
+        once, the result is saved so that the next listing is fast again.
+        """
+        where, params = predicate.sql() if hasattr(predicate, 'sql') else (None, ())
+        if not self.read_only and not self._locked and os.path.isdir(self.root):
+            with self.try_locked() as locked:
+                entries, invalid = self.refresh_index(locked, where, params)
+        else:
+            entries, invalid = self.refresh_index(False, where, params)
         result = []
         for summary in entries.values():
             if predicate is None or predicate(summary):

@@ -83,25 +83,50 @@ def test_schema_violation_on_disk_names_the_field(tmp_path):
         store.read('INC-20260131-0001')
 
 
+def replace_file(path, document):
+    """Replace a record the way any sane tool does: write elsewhere, rename over."""
+    with open(path + '.new', 'w', encoding='utf-8') as handle:
+        json.dump(document, handle)
+    os.replace(path + '.new', path)
+
+
 def test_index_heals_after_out_of_band_changes(tmp_path):
     store = IncidentStore(str(tmp_path / 's'))
     put(store, 'INC-20260131-0001')
     put(store, 'INC-20260131-0002')
-    # A record edited by hand (or a crash between record and index writes) is re-read.
+    assert len(store.list()[0]) == 2
+    # A record replaced by hand, another removed, one copied in: all seen on the next listing.
     path = store.record_path('INC-20260131-0002')
     with open(path, encoding='utf-8') as handle:
         document = json.load(handle)
-    document['status'] = 'resolved'
-    with open(path, 'w', encoding='utf-8') as handle:
-        json.dump(document, handle)
-    os.utime(path, ns=(1, 1))
+    replace_file(path, dict(document, status='resolved'))
     os.unlink(store.record_path('INC-20260131-0001'))
+    replace_file(store.record_path('INC-20260131-0005'), dict(document, id='INC-20260131-0005'))
     summaries, _invalid = store.list()
-    assert [(s['id'], s['status']) for s in summaries] == [('INC-20260131-0002', 'resolved')]
-    # A missing or garbage index is rebuilt from the records.
-    with open(store.path('index.json'), 'w', encoding='utf-8') as handle:
-        handle.write('{garbage')
-    assert [s['id'] for s in store.list()[0]] == ['INC-20260131-0002']
+    assert [(s['id'], s['status']) for s in summaries] == [('INC-20260131-0002', 'resolved'), ('INC-20260131-0005', 'investigating')]
+    # A lost or corrupt index is rebuilt from the records.
+    index_path = store.index.path
+    store.index.close()
+    for suffix in ('-wal', '-shm'):
+        if os.path.exists(index_path + suffix):
+            os.unlink(index_path + suffix)
+    with open(index_path, 'wb') as handle:
+        handle.write(b'garbage' * 100)
+    fresh = IncidentStore(store.root)
+    with fresh.locked():
+        fresh.refresh_index(persist=True)
+    assert [s['id'] for s in fresh.list()[0]] == ['INC-20260131-0002', 'INC-20260131-0005']
+
+
+def test_writer_that_dies_between_rename_and_index_is_reconciled(tmp_path):
+    store = IncidentStore(str(tmp_path / 's'))
+    put(store, 'INC-20260131-0001')
+    record = store.read('INC-20260131-0001')
+    with store.locked():
+        store.index.begin_write(record['id'])   # what a writer does before its rename ...
+        replace_file(store.record_path(record['id']), dict(record, status='identified', revision=2))
+        # ... and then it is killed before finish_write
+    assert store.list()[0][0]['status'] == 'identified'
 
 
 def test_missing_incident(tmp_path):
@@ -158,8 +183,8 @@ def test_full_disk_keeps_previous_version(tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         store = IncidentStore(sys.argv[1])
         record = store.read('INC-20260131-0001')
-        changed = dict(record, summary='x' * 200000)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+        changed = dict(record, summary='x' * 60000, impact='y' * 60000, title='z' * 60000, root_cause='w' * 60000)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200000, 200000))
         try:
             with store.locked():
                 store.write(changed, 't', 'update', before=record)
@@ -173,3 +198,36 @@ def test_full_disk_keeps_previous_version(tmp_path):
     with open(path, 'rb') as handle:
         assert handle.read() == before
     assert not [name for name in os.listdir(store.root) if name.startswith('.tmp-')]
+
+
+def test_fresh_index_sql_filter_agrees_with_full_scan(tmp_path):
+    from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import query  # pylint: disable=import-outside-toplevel
+
+    store = IncidentStore(str(tmp_path / 's'))
+    catalog = load_catalog()
+    types = sorted(catalog.types)
+    with store.locked():
+        for number in range(1, 41):
+            created = NOW + datetime.timedelta(hours=number)
+            record = rec.new_record(catalog, 'INC-20260131-%04d' % number, types[number % len(types)], created,
+                                    drill=number % 3 == 0)
+            record['status'] = rec.STATUSES[number % 4]
+            rec.merge_alert(record, rec.normalise_alert({'fingerprint': '%04x' % (number % 7), 'labels': {}}, created), created, 't')
+            store.write(record, 'test', 'open')
+    filters = [
+        query.build_filter(catalog, statuses=['investigating', 'monitoring'], drill=False),
+        query.build_filter(catalog, severities=['critical'], since='2026-02-01T00:00:00Z', until='2026-02-01T12:00:00Z'),
+        query.build_filter(catalog, fingerprint='0003', types=types[:5]),
+        query.build_filter(catalog, overdue=True, now=NOW + datetime.timedelta(days=3)),
+    ]
+    store.index.close()
+    os.utime(store.root, ns=(10 ** 18, 10 ** 18))  # force the slow path: the directory changed
+    scanned = [store.list(flt)[0] for flt in filters]
+    store.index.close()
+    with store.locked():
+        store.refresh_index(persist=True)
+    # The directory time is older than a second now (set above), so the index is trusted ...
+    fresh = [store.list(flt)[0] for flt in filters]
+    assert store.index.entries(False)[1] == [] and store.index._meta(store.index._connect(), 'dir_mtime_ns') == 10 ** 18  # pylint: disable=protected-access
+    assert fresh == scanned
+    assert all(scanned) and [len(found) for found in scanned] != [40] * 4

@@ -1,0 +1,52 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to slurm_exporter.incident_response
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Helpers shared by the benchmark scripts: the collection on sys.path and a table printer."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def use_checkout():
+    """Make ``ansible_collections.slurm_exporter.incident_response`` import from this checkout."""
+    root = os.path.join(tempfile.gettempdir(), 'slurm-ir-bench-collections')
+    namespace = os.path.join(root, 'ansible_collections', 'slurm_exporter')
+    os.makedirs(namespace, exist_ok=True)
+    link = os.path.join(namespace, 'incident_response')
+    if os.path.islink(link) and os.readlink(link) != REPO_ROOT:
+        os.unlink(link)
+    if not os.path.islink(link):
+        os.symlink(REPO_ROOT, link)
+    sys.path.insert(0, root)
+    return root
+
+
+def timed(func, repeat=5):
+    """Median and minimum wall time of ``repeat`` calls, and the last return value."""
+    samples = []
+    value = None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        value = func()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples), min(samples), value
+
+
+def print_table(title, headers, rows):
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    line = '+'.join('-' * (width + 2) for width in widths)
+    print()
+    print(title)
+    print(line)
+    print(' | '.join(str(cell).ljust(width) for cell, width in zip(headers, widths)))
+    print(line)
+    for row in rows:
+        print(' | '.join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+    print(line)
