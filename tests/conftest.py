@@ -11,6 +11,7 @@ installed in ~/.ansible/collections.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ import tempfile
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLLECTIONS_ROOT = os.path.join(tempfile.gettempdir(), 'slurm-ir-collections-%d' % os.getpid())
+COLLECTIONS_ROOT = os.path.join(tempfile.gettempdir(), 'slurm-ir-collections-%s' % hashlib.sha256(REPO_ROOT.encode()).hexdigest()[:12])
 
 
 def _link_collection():
