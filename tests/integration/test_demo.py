@@ -1,0 +1,31 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to slurm_exporter.incident_response
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""The README's demo playbook runs and leaves a resolved incident with its audit trail."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.conftest import REPO_ROOT, run_playbook
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_playbook(tmp_path):
+    store = str(tmp_path / 'store')
+    run = run_playbook(os.path.join(REPO_ROOT, 'playbooks', 'demo.yml'), env={'INCIDENT_RESPONSE_STORE': store})
+    assert run.rc == 0, run
+    incident_id = run.result('Detection - open the incident (or attach to the open one with the same fingerprint)')['id']
+    with open(os.path.join(store, 'incident-%s.json' % incident_id), encoding='utf-8') as handle:
+        record = json.load(handle)
+    assert (record['type'], record['status'], record['drill']) == ('security_breach', 'resolved', True)
+    assert record['alerts'][0]['fingerprint'] == '5e1f0c2b9a7d3e41'
+    assert record['acknowledged_by'] == 'on-call engineer'
+    with open(os.path.join(store, 'audit.log'), encoding='utf-8') as handle:
+        assert [json.loads(line)['operation'] for line in handle] == ['open', 'acknowledge', 'update', 'resolve']
+    message = run.result('Show the incident and where it is stored')['msg']
+    assert any(store in line for line in message)
