@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to slurm_exporter.incident_response
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Helpers shared by the benchmark scripts: the collection on sys.path and a table printer."""
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def timed(func, repeat=5):
     """Median and minimum wall time of ``repeat`` calls, and the last return value."""
     samples = []
     value = None
-    for _ in range(repeat):
+    for _attempt in range(repeat):
         start = time.perf_counter()
         value = func()
         samples.append(time.perf_counter() - start)

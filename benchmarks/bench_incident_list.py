@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to slurm_exporter.incident_response
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Listing 10,000 stored incidents with a filter: the store's index versus glob + json.load of every file.
 
 Usage: python benchmarks/bench_incident_list.py [--count 10000] [--repeat 5]
@@ -89,6 +90,7 @@ def main():
     root = os.path.join(workdir, 'store')
     try:
         populate(root, args.count)
+
         def drop_index():
             shutil.rmtree(os.path.join(root, '.index'), ignore_errors=True)
 
@@ -122,8 +124,6 @@ def main():
                     % (args.count, args.repeat), ['method', 'records', 'matches', 'seconds', 'speed-up'], rows)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
 
 
 if __name__ == '__main__':

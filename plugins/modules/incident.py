@@ -1,7 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: contributors to slurm_exporter.incident_response
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ description:
     lifecycle does not allow fails with the allowed targets named. Operational incidents move to
     C(monitoring) when all their alerts resolve; security incidents never change status on their own.
 author:
-  - slurm_exporter incident response maintainers
+  - slurm_exporter incident response maintainers (@slurm-exporter)
 extends_documentation_fragment:
   - slurm_exporter.incident_response.store
 attributes:
@@ -97,8 +98,8 @@ options:
     type: list
     elements: dict
     suboptions:
-      message:
-        description: What happened.
+      text:
+        description: What happened (the entry's C(message) in the record).
         type: str
         required: true
       phase:
@@ -248,7 +249,7 @@ EXAMPLES = r'''
         details:
           networkpolicy: incident-isolation
     timeline:
-      - message: Pods isolated by NetworkPolicy incident-isolation
+      - text: Pods isolated by NetworkPolicy incident-isolation
         phase: containment
 
 - name: Acknowledge
@@ -387,7 +388,7 @@ ARGUMENT_SPEC = {
     'root_cause': {'type': 'str'},
     'resolution': {'type': 'str'},
     'timeline': {'type': 'list', 'elements': 'dict', 'options': {
-        'message': {'type': 'str', 'required': True},
+        'text': {'type': 'str', 'required': True},
         'phase': {'type': 'str', 'choices': PHASES},
         'kind': {'type': 'str', 'choices': KINDS, 'default': 'note'},
         'actor': {'type': 'str'},
@@ -432,6 +433,9 @@ def run(module):
     service = IncidentService(module.incident_store(), module.incident_catalog, actor=params['actor'],
                               check_mode=module.check_mode)
     edits = {key: params[key] for key in EDIT_KEYS if params[key] is not None}
+    if 'timeline' in edits:
+        # 'message' is reserved for module options, so the option says 'text'.
+        edits['timeline'] = [dict(entry, message=entry.pop('text')) for entry in edits['timeline']]
     state = params['state']
     if state == 'open':
         title, summary, impact = (edits.pop(key, None) for key in ('title', 'summary', 'impact'))

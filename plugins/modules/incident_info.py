@@ -1,7 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: contributors to slurm_exporter.incident_response
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ description:
     so it stays fast on large stores and is still correct after a crash or a hand-copied record.
   - Unreadable record files are reported in RV(invalid_records) with the reason; they are never modified.
 author:
-  - slurm_exporter incident response maintainers
+  - slurm_exporter incident response maintainers (@slurm-exporter)
 extends_documentation_fragment:
   - slurm_exporter.incident_response.store
 attributes:
@@ -25,6 +26,7 @@ attributes:
     description: Read-only; runs the same in check mode.
   diff_mode:
     support: none
+    description: Changes nothing, so there is no diff.
 options:
   id:
     description: Return this incident (C(INC-YYYYMMDD-NNNN)) in RV(incident); fails if it does not exist.

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to slurm_exporter.incident_response
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The incident and incident_info modules run by real ansible-playbook processes."""
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def test_sixteen_concurrent_updates_lose_nothing(tmp_path, store_dir):
     processes = []
     for number in range(16):
         tasks = [{'name': 'note', INCIDENT: {'state': 'update', 'id': incident_id,
-                                             'timeline': [{'message': 'writer %d' % number}]}}]
+                                             'timeline': [{'text': 'writer %d' % number}]}}]
         processes.append(run_playbook(write_playbook(tmp_path, tasks, module_defaults=defaults(store_dir), name='w%d.yml' % number),
                                       popen=True))
     runs = [finish(process) for process in processes]

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to slurm_exporter.incident_response
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The incident and incident_info modules in-process: exact results and failure messages."""
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def test_open_update_and_read(tmp_path, capsys):
     assert code == 0 and opened['changed'] and opened['created'] and not opened['attached']
     assert opened['incident']['summary'] == 'exporter down'
     code, updated = call(incident, {'store': store, 'state': 'update', 'id': opened['id'], 'status': 'identified',
-                                    'timeline': [{'message': 'found it'}]}, capsys)
+                                    'timeline': [{'text': 'found it'}]}, capsys)
     assert code == 0 and updated['incident']['status'] == 'identified'
     entry = updated['incident']['timeline'][-2]
     assert (entry['message'], entry['kind'], entry['phase'], entry['actor']) == ('found it', 'note', 'investigation', 'ansible')
