@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -17,16 +16,11 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def use_checkout():
     """Make ``ansible_collections.slurm_exporter.incident_response`` import from this checkout."""
-    root = os.path.join(tempfile.gettempdir(), 'slurm-ir-bench-collections')
-    namespace = os.path.join(root, 'ansible_collections', 'slurm_exporter')
-    os.makedirs(namespace, exist_ok=True)
-    link = os.path.join(namespace, 'incident_response')
-    if os.path.islink(link) and os.readlink(link) != REPO_ROOT:
-        os.unlink(link)
-    if not os.path.islink(link):
-        os.symlink(REPO_ROOT, link)
-    sys.path.insert(0, root)
-    return root
+    if REPO_ROOT not in sys.path:
+        sys.path.insert(0, REPO_ROOT)
+    from tests.collection_path import link_collection  # pylint: disable=import-outside-toplevel
+
+    return link_collection()
 
 
 def timed(func, repeat=5):

@@ -12,39 +12,19 @@ installed in ~/.ansible/collections.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLLECTIONS_ROOT = os.path.join(tempfile.gettempdir(), 'slurm-ir-collections-%s' % hashlib.sha256(REPO_ROOT.encode()).hexdigest()[:12])
+sys.path.insert(0, REPO_ROOT)
 
+from tests.collection_path import COLLECTIONS_ROOT, link_collection  # noqa: E402  pylint: disable=wrong-import-position
 
-def _link_collection():
-    namespace_dir = os.path.join(COLLECTIONS_ROOT, 'ansible_collections', 'slurm_exporter')
-    os.makedirs(namespace_dir, exist_ok=True)
-    link = os.path.join(namespace_dir, 'incident_response')
-    if os.path.islink(link) and os.readlink(link) != REPO_ROOT:
-        os.unlink(link)
-    if not os.path.islink(link):
-        os.symlink(REPO_ROOT, link)
-    if COLLECTIONS_ROOT not in sys.path:
-        sys.path.insert(0, COLLECTIONS_ROOT)
-    # ansible_collections is a namespace package spread over several roots (site-packages holds the
-    # kubernetes.core and community.general of the ansible bundle); make it pick up the new root.
-    module = sys.modules.get('ansible_collections')
-    if module is not None and hasattr(module, '__path__'):
-        path = os.path.join(COLLECTIONS_ROOT, 'ansible_collections')
-        if path not in list(module.__path__):
-            module.__path__.append(path)
-
-
-_link_collection()
+link_collection()
 
 
 def ansible_env(extra=None):
