@@ -29,7 +29,7 @@ if command -v apt-get >/dev/null 2>&1; then
     echo "all present"
   fi
 else
-  echo "apt-get not found: install these yourself:" $(sed -n 's/^\([a-z0-9.+-]*\) \[.*test.*\]$/\1/p' bindep.txt)
+  echo "apt-get not found: install these yourself: $(sed -n 's/^\([a-z0-9.+-]*\) \[.*test.*\]$/\1/p' bindep.txt | tr '\n' ' ')"
 fi
 
 step "Python packages"
