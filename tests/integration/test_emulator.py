@@ -1,0 +1,181 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to slurm_exporter.incident_response
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The Kubernetes API emulator, reached over HTTP by kubernetes.core modules and the kubernetes client."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import REPO_ROOT, run_playbook, write_playbook
+
+pytestmark = pytest.mark.integration
+
+NS = 'slurm-exporter'
+POLICY = {
+    'apiVersion': 'networking.k8s.io/v1', 'kind': 'NetworkPolicy',
+    'metadata': {'name': 'incident-isolation', 'namespace': NS, 'labels': {'app.kubernetes.io/managed-by': 'incident-response'}},
+    'spec': {'podSelector': {'matchLabels': {'app': 'slurm-exporter'}}, 'policyTypes': ['Ingress', 'Egress']},
+}
+
+
+def env(kube):
+    return {'K8S_AUTH_KUBECONFIG': kube.kubeconfig}
+
+
+def test_fixtures_are_the_reference_manifests():
+    reference = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'reference', 'slurm-exporter', 'kubernetes-ha')
+    if not os.path.isdir(reference):
+        pytest.skip('../shared/reference is not beside this checkout')
+    bundled = os.path.join(REPO_ROOT, 'tests', 'fixtures', 'slurm-exporter', 'kubernetes-ha')
+    names = sorted(os.listdir(reference))
+    assert sorted(os.listdir(bundled)) == [name + '.upstream' for name in names]
+    for name in names:
+        assert filecmp.cmp(os.path.join(reference, name), os.path.join(bundled, name + '.upstream'), shallow=False), name
+
+
+def test_kubernetes_core_modules_against_the_emulator(kube, tmp_path):
+    tasks = [
+        {'name': 'pods', 'kubernetes.core.k8s_info': {'kind': 'Pod', 'namespace': NS, 'label_selectors': ['app=slurm-exporter']}},
+        {'name': 'namespace', 'kubernetes.core.k8s_info': {'kind': 'Namespace', 'name': NS}},
+        {'name': 'isolate', 'kubernetes.core.k8s': {'definition': POLICY}},
+        {'name': 'isolate again', 'kubernetes.core.k8s': {'definition': POLICY}},
+        {'name': 'log', 'kubernetes.core.k8s_log': {
+            'namespace': NS, 'label_selectors': ['app=slurm-exporter'], 'container': 'slurm-exporter'}},
+        {'name': 'scale down', 'kubernetes.core.k8s_scale': {
+            'kind': 'Deployment', 'name': 'slurm-exporter', 'namespace': NS, 'replicas': 1, 'wait': True, 'wait_timeout': 30,
+            'wait_sleep': 1}},
+        {'name': 'restart', 'kubernetes.core.k8s': {
+            'kind': 'Deployment', 'name': 'slurm-exporter', 'namespace': NS, 'state': 'patched', 'wait': True, 'wait_timeout': 30,
+            'wait_sleep': 1,
+            'definition': {'spec': {'template': {'metadata': {'annotations': {'kubectl.kubernetes.io/restartedAt': '2026-01-31T12:00:00Z'}}}}}}},
+        {'name': 'rollback', 'kubernetes.core.k8s_rollback': {
+            'api_version': 'apps/v1', 'kind': 'Deployment', 'name': 'slurm-exporter', 'namespace': NS}},
+    ]
+    run = run_playbook(write_playbook(tmp_path, tasks), env=env(kube))
+    assert run.rc == 0, run
+    pods = run.result('pods')['resources']
+    assert len(pods) == 3 and all(pod['status']['phase'] == 'Running' for pod in pods)
+    assert run.result('namespace')['resources'][0]['metadata']['name'] == NS
+    assert run.result('isolate')['changed'] is True
+    assert run.result('isolate again')['changed'] is False
+    assert kube.get('networking.k8s.io/v1', 'NetworkPolicy', NS, 'incident-isolation')['spec']['policyTypes'] == ['Ingress', 'Egress']
+    assert '"msg": "collection completed"' in run.result('log')['log']
+    assert len(kube.list('v1', 'Pod', NS, 'app=slurm-exporter')) == 1
+    deployment = kube.get('apps/v1', 'Deployment', NS, 'slurm-exporter')
+    assert 'kubectl.kubernetes.io/restartedAt' not in deployment['spec']['template']['metadata'].get('annotations', {})
+    assert deployment['metadata']['annotations']['deployment.kubernetes.io/revision'] == '3'
+    replicasets = kube.list('apps/v1', 'ReplicaSet', NS)
+    assert len(replicasets) == 2 and sorted(rs['spec']['replicas'] for rs in replicasets) == [0, 1]
+    writes = {(entry['verb'], entry['resource'], entry['subresource']) for entry in kube.writes()}
+    assert ('create', 'networkpolicies', None) in writes and ('patch', 'deployments', 'scale') in writes
+    assert all(entry['namespace'] == NS for entry in kube.writes())
+
+
+def test_check_mode_makes_no_write_request(kube, tmp_path):
+    tasks = [
+        {'name': 'isolate', 'kubernetes.core.k8s': {'definition': POLICY}},
+        {'name': 'scale', 'kubernetes.core.k8s_scale': {'kind': 'Deployment', 'name': 'slurm-exporter', 'namespace': NS, 'replicas': 0}},
+        {'name': 'delete secret', 'kubernetes.core.k8s': {'kind': 'Secret', 'name': 'slurm-credentials', 'namespace': NS, 'state': 'absent'}},
+    ]
+    kube.clear_requests()
+    run = run_playbook(write_playbook(tmp_path, tasks), env=env(kube), check=True)
+    assert run.rc == 0, run
+    assert run.result('isolate')['changed'] and run.result('scale')['changed'] and run.result('delete secret')['changed']
+    assert kube.requests, 'the modules reached the emulator'
+    assert kube.writes() == []
+    assert kube.get('v1', 'Secret', NS, 'slurm-credentials') is not None
+
+
+def test_unhealthy_rollout_times_out(kube, tmp_path):
+    kube.set_unhealthy(NS, 'slurm-exporter')
+    tasks = [{'name': 'wait', 'ignore_errors': True, 'kubernetes.core.k8s_info': {
+        'kind': 'Deployment', 'name': 'slurm-exporter', 'namespace': NS, 'wait': True, 'wait_timeout': 3, 'wait_sleep': 1}}]
+    run = run_playbook(write_playbook(tmp_path, tasks), env=env(kube))
+    assert run.result('wait').get('failed'), run
+
+
+def test_client_selectors_conflicts_dry_run_and_faults(kube):
+    from kubernetes import client, config  # pylint: disable=import-outside-toplevel
+
+    api_client = config.new_client_from_config(config_file=kube.kubeconfig)
+    core = client.CoreV1Api(api_client)
+    apps = client.AppsV1Api(api_client)
+    assert len(core.list_namespaced_pod(NS, label_selector='app in (slurm-exporter,other),component!=db').items) == 3
+    assert core.list_namespaced_pod(NS, label_selector='app notin (slurm-exporter)').items == []
+    assert len(core.list_namespaced_pod(NS, field_selector='status.phase=Running').items) == 3
+    warnings = core.list_namespaced_event(NS, field_selector='type=Warning').items
+    assert warnings and all(event.type == 'Warning' for event in warnings)
+    pods = sorted(pod.metadata.name for pod in core.list_namespaced_pod(NS).items)
+    restarted = core.read_namespaced_pod(pods[0], NS)
+    assert restarted.status.container_statuses[0].restart_count == 1
+    assert 'collection completed' in core.read_namespaced_pod_log(pods[0], NS, container='slurm-exporter', previous=True)
+    with pytest.raises(client.ApiException) as info:
+        core.read_namespaced_pod_log(pods[1], NS, container='slurm-exporter', previous=True)
+    assert info.value.status == 400
+    assert core.read_namespaced_pod_log(pods[1], NS, container='slurm-exporter', tail_lines=2).count('\n') == 2
+    assert len(core.read_namespaced_pod_log(pods[1], NS, container='slurm-exporter', limit_bytes=10)) == 10
+    # optimistic concurrency on PUT
+    config_map = core.read_namespaced_config_map('slurm-exporter-config', NS)
+    stale = config_map.metadata.resource_version
+    config_map.data['extra'] = 'x'
+    core.replace_namespaced_config_map('slurm-exporter-config', NS, config_map)
+    config_map.metadata.resource_version = stale
+    with pytest.raises(client.ApiException) as info:
+        core.replace_namespaced_config_map('slurm-exporter-config', NS, config_map)
+    assert info.value.status == 409
+    # server-side dry run changes nothing and is not a write
+    kube.clear_requests()
+    apps.patch_namespaced_deployment_scale('slurm-exporter', NS, {'spec': {'replicas': 0}}, dry_run='All')
+    assert apps.read_namespaced_deployment('slurm-exporter', NS).spec.replicas == 3
+    assert kube.writes() == [] and kube.requests[-2]['dry_run']
+    # an injected 500 on one pod's log, the others unaffected
+    fault = kube.add_fault('GET', r'/pods/%s/log$' % pods[2], status=500)
+    with pytest.raises(client.ApiException) as info:
+        core.read_namespaced_pod_log(pods[2], NS, container='slurm-exporter')
+    assert info.value.status == 500 and fault.hits == 1
+    assert core.read_namespaced_pod_log(pods[1], NS, container='slurm-exporter')
+    # a request without the token is refused
+    anonymous = client.CoreV1Api(client.ApiClient(client.Configuration(host=kube.url)))
+    with pytest.raises(client.ApiException) as info:
+        anonymous.list_namespaced_pod(NS)
+    assert info.value.status == 401
+
+
+def test_large_generated_logs_stream(kube):
+    from kubernetes import client, config  # pylint: disable=import-outside-toplevel
+
+    core = client.CoreV1Api(config.new_client_from_config(config_file=kube.kubeconfig))
+    pod = sorted(pod.metadata.name for pod in core.list_namespaced_pod(NS).items)[1]
+    kube.set_pod_log(NS, pod, 'slurm-exporter', size=4 * 1024 * 1024)
+    response = core.read_namespaced_pod_log(pod, NS, container='slurm-exporter', _preload_content=False)
+    total = sum(len(chunk) for chunk in response.stream(65536))
+    assert 4 * 1024 * 1024 - 300 < total <= 4 * 1024 * 1024
+
+
+def test_command_line(tmp_path):
+    kubeconfig = tmp_path / 'kubeconfig'
+    process = subprocess.Popen([sys.executable, '-m', 'tests.emulator', '--kubeconfig', str(kubeconfig), '--pods', '5'],
+                               cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith('kube emulator: http://127.0.0.1:'), line + process.stderr.read()
+        from kubernetes import client, config  # pylint: disable=import-outside-toplevel
+
+        core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+        assert len(core.list_namespaced_pod(NS).items) == 8
+    finally:
+        process.terminate()
+        deadline = time.monotonic() + 10
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
