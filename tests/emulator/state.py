@@ -251,6 +251,7 @@ class ClusterState:  # pylint: disable=too-many-public-methods
         self.unhealthy = set()  # (namespace, deployment)
         self.default_lines = 20  # lines of the generated log of a container without an explicit one
         self._counter = 0
+        self._placed = 0
 
     # -- bookkeeping -------------------------------------------------------------------------
     def _bucket(self, resource):
@@ -559,8 +560,8 @@ class ClusterState:  # pylint: disable=too-many-public-methods
             'spec': template.get('spec', {}),
         }
         if nodes:
-            self._counter += 1
-            pod['spec']['nodeName'] = nodes[self._counter % len(nodes)]
+            self._placed += 1
+            pod['spec']['nodeName'] = nodes[self._placed % len(nodes)]
         pods = self._res('v1', 'Pod')
         pod = self._stamp(pods, namespace, pod)
         self._set_pod_status(pod, not unhealthy)
@@ -571,6 +572,14 @@ class ClusterState:  # pylint: disable=too-many-public-methods
         spec = pod.get('spec', {})
         previous = {status['name']: status for status in (pod.get('status') or {}).get('containerStatuses', [])}
         statuses = []
+        init_statuses = [{
+            'name': container['name'], 'image': container.get('image', 'unknown'),
+            'imageID': 'docker-pullable://%s@sha256:%s' % (
+                container.get('image', 'unknown').rsplit(':', 1)[0], hashlib.sha256(container.get('image', 'unknown').encode()).hexdigest()),
+            'ready': True, 'restartCount': 0,
+            'state': {'terminated': {'exitCode': 0, 'reason': 'Completed', 'startedAt': pod['metadata']['creationTimestamp'],
+                                     'finishedAt': pod['metadata']['creationTimestamp']}},
+        } for container in spec.get('initContainers', [])]
         for container in spec.get('containers', []):
             image = container.get('image', 'unknown')
             digest = hashlib.sha256(image.encode()).hexdigest()
@@ -599,6 +608,8 @@ class ClusterState:  # pylint: disable=too-many-public-methods
                            for kind in ('Initialized', 'Ready', 'ContainersReady', 'PodScheduled')],
             'containerStatuses': statuses,
         }
+        if init_statuses:
+            pod['status']['initContainerStatuses'] = init_statuses
 
     def log_source(self, namespace, pod, container, previous=False):
         """The container's log (explicit, or generated); None for a previous log that does not exist."""
