@@ -36,15 +36,18 @@ class Emulator:
         self.kubeconfig = None
 
     @classmethod
-    def start(cls, seed=True, seed_dir=None, log_lines=20, pod_logs=None, extra_pods=0, host='127.0.0.1', port=0):
+    def start(cls, seed=True, seed_dir=None, log_lines=20, pod_logs=None, extra_pods=0, host='127.0.0.1', port=0,
+              log_bytes=None):
         """Start serving on a free loopback port.
 
         ``pod_logs`` maps ``(namespace, pod, container)`` or ``(namespace, pod, container, previous)``
         to text; ``log_lines`` is the length of every other container's generated log;
-        ``extra_pods`` adds that many more pods to the slurm-exporter ReplicaSet (benchmarks).
+        ``extra_pods`` adds that many more pods to the slurm-exporter ReplicaSet and ``log_bytes``
+        makes every generated log that many bytes (benchmarks; generated lazily, not stored).
         """
         core = EmulatorCore()
         core.state.default_lines = log_lines
+        core.state.default_bytes = log_bytes
         if seed:
             seed_cluster(core.state, seed_dir, extra_pods)
         emulator = cls(core)

@@ -22,9 +22,11 @@ def main(argv=None):
     parser.add_argument('--no-seed', action='store_true', help='start empty instead of with the slurm-exporter manifests')
     parser.add_argument('--pods', type=int, default=0, help='add this many pods to the slurm-exporter deployment')
     parser.add_argument('--log-lines', type=int, default=20, help='lines of each generated container log')
+    parser.add_argument('--log-bytes', type=int, default=None, help='bytes of each generated container log (instead of --log-lines)')
     args = parser.parse_args(argv)
     try:
-        emulator = Emulator.start(seed=not args.no_seed, extra_pods=args.pods, log_lines=args.log_lines, host=args.host, port=args.port)
+        emulator = Emulator.start(seed=not args.no_seed, extra_pods=args.pods, log_lines=args.log_lines, host=args.host, port=args.port,
+                                 log_bytes=args.log_bytes)
     except ValueError as exc:
         parser.error(str(exc))
     emulator.write_kubeconfig(args.kubeconfig)

@@ -250,6 +250,7 @@ class ClusterState:  # pylint: disable=too-many-public-methods
         self.logs = {}          # (namespace, pod, container, previous) -> LogSource
         self.unhealthy = set()  # (namespace, deployment)
         self.default_lines = 20  # lines of the generated log of a container without an explicit one
+        self.default_bytes = None  # or: bytes of it (generated lazily), for benchmarks
         self._counter = 0
         self._placed = 0
 
@@ -624,6 +625,8 @@ class ClusterState:  # pylint: disable=too-many-public-methods
                 if not restarted:
                     return None
                 return LogSource(lines=self.default_lines, seed='%s/%s/previous' % (pod, container))
+            if self.default_bytes:
+                return LogSource(size=self.default_bytes, seed='%s/%s' % (pod, container))
             return LogSource(lines=self.default_lines, seed='%s/%s' % (pod, container))
 
     def restart_container(self, namespace, pod_name, container, exit_code=137, reason='OOMKilled'):
