@@ -303,8 +303,9 @@ class EvidenceCollector:  # pylint: disable=too-many-instance-attributes
                 if exc is not None:
                     self._error('internal', '', exc)
         if pods:
-            writer.write_json('images.json', self._images(pods), 'pods[].status.containerStatuses[].imageID')
-            self._count('images', sum(len(v) for v in self._images(pods).values()))
+            images = self._images(pods)
+            writer.write_json('images.json', images, 'pods[].status.containerStatuses[].imageID')
+            self._count('images', sum(len(entries) for entries in images.values()))
         manifest = {
             'schema_version': 1,
             'bundle': os.path.basename(bundle_dir),
@@ -358,7 +359,7 @@ class EvidenceCollector:  # pylint: disable=too-many-instance-attributes
             document, source = self.kube.get_json(path, query)
         except KubernetesError as exc:
             self._error(key, '*', exc)
-            return []
+            return None
         items = [strip_last_applied(item) for item in document.get('items', [])]
         writer.write_json(filename, items, source)
         self._count(key, len(items))
@@ -415,6 +416,8 @@ class EvidenceCollector:  # pylint: disable=too-many-instance-attributes
 
     def _events(self, writer, pods):
         items = self._list(writer, 'events.json', 'events', core_path(self.namespace, 'events'))
+        if items is None:
+            return
         if self.since or self.until:
             low = timeutil.format_ts(self.since) if self.since else ''
             high = timeutil.format_ts(self.until) if self.until else '9999'
