@@ -152,6 +152,11 @@ class Catalog:
             'channel': category.get('channel') or self.data['default_channel'],
             'auto_resolve': category.get('auto_resolve', False),
             'playbook': info['playbook'],
+            'mention': level.get('mention', ''),
+            'page': level.get('page', False),
+            'notify': list(level.get('notify', [])),
+            'communication': level.get('communication', ''),
+            'severity_response_time_s': timeutil.parse_duration(level['response_time']),
         }
 
     # -- time --------------------------------------------------------------------

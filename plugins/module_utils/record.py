@@ -159,6 +159,7 @@ def new_record(catalog, incident_id, type_name, now, severity=None, drill=False,
         'root_cause': None,
         'resolution': None,
         'follow_ups': [],
+        'reports': [],
     }
     add_timeline(record, now, 'detection', 'opened',
                  'Incident opened: %s (%s, %s)' % (type_name, profile['severity'], profile['priority']), actor)
@@ -280,6 +281,22 @@ def add_notification(record, notification, now, actor):
     return True
 
 
+def add_report(record, report, now, actor):
+    """Register a written report; the same kind and path replaces the earlier entry."""
+    entry = dict(report, time=timeutil.format_ts(now))
+    reports = record.setdefault('reports', [])
+    for index, existing in enumerate(reports):
+        if existing['kind'] == entry['kind'] and existing['path'] == entry['path']:
+            if {k: v for k, v in existing.items() if k != 'time'} == {k: v for k, v in entry.items() if k != 'time'}:
+                return False
+            reports[index] = entry
+            break
+    else:
+        reports.append(entry)
+    add_timeline(record, now, 'lessons_learned', 'update', 'Report written: %s' % entry['path'], actor, {'kind': entry['kind']})
+    return True
+
+
 def add_follow_up(record, item, now, actor):
     entry = {
         'title': item['title'],
@@ -352,13 +369,17 @@ _TOP = {
 }
 
 
+# Fields added within schema version 1: optional, absent in records written before them.
+_OPTIONAL = {'reports': list}
+
+
 def validate_record(record):
     """Raise RecordError naming the first field that does not match schema version 1."""
     _expect('record', record, dict)
     missing = [key for key in _TOP if key not in record]
     if missing:
         _fail('record', 'missing field(s): %s' % ', '.join(missing))
-    extra = [key for key in record if key not in _TOP and not key.startswith('x_')]
+    extra = [key for key in record if key not in _TOP and key not in _OPTIONAL and not key.startswith('x_')]
     if extra:
         _fail('record', 'unknown field(s): %s (extensions must start with x_)' % ', '.join(sorted(extra)))
     if record['schema_version'] != SCHEMA_VERSION:
@@ -411,6 +432,12 @@ def validate_record(record):
         _expect(path + '.template', item.get('template'), str)
         _expect_choice(path + '.status', item.get('status'), NOTIFICATION_STATUSES)
         _expect(path + '.attempts', item.get('attempts'), int)
+        _expect_ts(path + '.time', item.get('time'), nullable=False)
+    for index, item in enumerate(record.get('reports', [])):
+        path = 'reports[%d]' % index
+        _expect(path, item, dict)
+        _expect(path + '.kind', item.get('kind'), str)
+        _expect(path + '.path', item.get('path'), str)
         _expect_ts(path + '.time', item.get('time'), nullable=False)
     for index, item in enumerate(record['follow_ups']):
         path = 'follow_ups[%d]' % index

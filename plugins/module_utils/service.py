@@ -261,6 +261,17 @@ class IncidentService:
         for index, item in enumerate(prepared.get('follow_ups', [])):
             if item.get('status') not in (None,) + rec.FOLLOW_UP_STATUSES:
                 raise ValidationError("follow_ups[%d].status: expected one of %s" % (index, ', '.join(rec.FOLLOW_UP_STATUSES)))
+        reports = edits.get('reports') or []
+        if not isinstance(reports, list) or not all(isinstance(item, dict) and isinstance(item.get('kind'), str)
+                                                    and isinstance(item.get('path'), str) for item in reports):
+            raise ValidationError("reports: expected a list of mappings with kind and path")
+        if reports:
+            prepared['reports'] = reports
+        extensions = edits.get('extensions') or {}
+        if not isinstance(extensions, dict) or any(not isinstance(key, str) or not key.startswith('x_') for key in extensions):
+            raise ValidationError("extensions: expected a mapping of fields whose names start with x_")
+        if extensions:
+            prepared['extensions'] = extensions
         for index, item in enumerate(prepared.get('timeline', [])):
             if item.get('kind') not in (None,) + rec.TIMELINE_KINDS:
                 raise ValidationError("timeline[%d].kind: expected one of %s" % (index, ', '.join(rec.TIMELINE_KINDS)))
@@ -285,6 +296,10 @@ class IncidentService:
             rec.add_notification(record, notification, now, actor)
         for item in edits.get('follow_ups', []):
             rec.add_follow_up(record, item, now, actor)
+        for report in edits.get('reports', []):
+            rec.add_report(record, report, now, actor)
+        for key, value in edits.get('extensions', {}).items():
+            record[key] = value
         if 'status' in edits:
             if edits['status'] == 'resolved' and record['status'] != 'resolved' and not record['resolution']:
                 raise ValidationError("incident %s: resolving needs a resolution (what fixed it)" % record['id'])

@@ -25,8 +25,8 @@ def main(argv=None):
     parser.add_argument('--log-bytes', type=int, default=None, help='bytes of each generated container log (instead of --log-lines)')
     args = parser.parse_args(argv)
     try:
-        emulator = Emulator.start(seed=not args.no_seed, extra_pods=args.pods, log_lines=args.log_lines, host=args.host, port=args.port,
-                                 log_bytes=args.log_bytes)
+        emulator = Emulator.start(seed=not args.no_seed, extra_pods=args.pods, log_lines=args.log_lines, host=args.host,
+                                  port=args.port, log_bytes=args.log_bytes)
     except ValueError as exc:
         parser.error(str(exc))
     emulator.write_kubeconfig(args.kubeconfig)

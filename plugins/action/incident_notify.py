@@ -1,0 +1,55 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to slurm_exporter.incident_response
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""incident_notify: render the notification templates on the controller, then send with the module."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.catalog import load_catalog
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import IncidentResponseError
+from ansible_collections.slurm_exporter.incident_response.plugins.plugin_utils.render import render_notification
+
+MODULE = 'slurm_exporter.incident_response.incident_notify'
+INFO = 'slurm_exporter.incident_response.incident_info'
+
+
+def read_incident(action, args, task_vars):
+    """The record, read through incident_info on the target (where the store is)."""
+    info_args = {'id': args.get('id')}
+    for key in ('store', 'lock_timeout'):
+        if args.get(key) is not None:
+            info_args[key] = args[key]
+    result = action._execute_module(module_name=INFO, module_args=info_args, task_vars=task_vars)  # pylint: disable=protected-access
+    if result.get('failed'):
+        raise AnsibleActionFail(result.get('msg', 'cannot read incident %s' % args.get('id')))
+    return result['incident']
+
+
+def profile_for(args, record):
+    try:
+        return load_catalog(args.get('catalog')).profile(record['type'], record['severity'])
+    except IncidentResponseError as exc:
+        raise AnsibleActionFail(exc.message) from None
+
+
+class ActionModule(ActionBase):
+    """Render, then hand the rendered messages to the module that sends and records them."""
+
+    TRANSFERS_FILES = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        if not args.get('id'):
+            raise AnsibleActionFail('id: the incident to notify about is required (INC-YYYYMMDD-NNNN)')
+        if args.get('messages') is None:
+            record = read_incident(self, args, task_vars)
+            args['messages'] = render_notification(args.get('template') or 'initial', record, profile_for(args, record),
+                                                   args.get('context'), args.get('template_dir'))
+        result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
+        return result
