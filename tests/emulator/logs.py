@@ -23,6 +23,7 @@ class LogSource:
         self.size = size
         self.seed = seed
         self.end = end or datetime.datetime.now(UTC).replace(microsecond=0)
+        self._cache = {}
 
     def _generated(self):
         """Realistic slurm-exporter JSON log lines, deterministic for (seed, index)."""
@@ -57,7 +58,19 @@ class LogSource:
         return sum(1 for _line in self._generated())
 
     def lines(self, since=None, tail=None, timestamps=False):
-        """Yield the log lines as bytes (``since`` an aware datetime, ``tail`` a line count)."""
+        """Yield the log lines as bytes (``since`` an aware datetime, ``tail`` a line count).
+
+        A whole generated log of a given size is built once and then served from memory in
+        64 KiB pieces, so that serving many large logs costs the emulator little.
+        """
+        if self.size is not None and self.text is None and since is None and tail is None:
+            if timestamps not in self._cache:
+                self._cache[timestamps] = b''.join(self._lines(None, None, timestamps))
+            data = self._cache[timestamps]
+            return (data[offset:offset + 65536] for offset in range(0, len(data), 65536))
+        return self._lines(since, tail, timestamps)
+
+    def _lines(self, since, tail, timestamps):
         total = self.total_lines()
         start = self.end - datetime.timedelta(seconds=max(total - 1, 0))
 

@@ -253,6 +253,7 @@ class ClusterState:  # pylint: disable=too-many-public-methods
         self.default_bytes = None  # or: bytes of it (generated lazily), for benchmarks
         self._counter = 0
         self._placed = 0
+        self._shared_log = None
 
     # -- bookkeeping -------------------------------------------------------------------------
     def _bucket(self, resource):
@@ -626,7 +627,10 @@ class ClusterState:  # pylint: disable=too-many-public-methods
                     return None
                 return LogSource(lines=self.default_lines, seed='%s/%s/previous' % (pod, container))
             if self.default_bytes:
-                return LogSource(size=self.default_bytes, seed='%s/%s' % (pod, container))
+                # One log of that size, served to every container (built once, kept in memory).
+                if self._shared_log is None or self._shared_log.size != self.default_bytes:
+                    self._shared_log = LogSource(size=self.default_bytes, seed='shared')
+                return self._shared_log
             return LogSource(lines=self.default_lines, seed='%s/%s' % (pod, container))
 
     def restart_container(self, namespace, pod_name, container, exit_code=137, reason='OOMKilled'):
