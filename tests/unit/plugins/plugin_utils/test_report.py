@@ -93,3 +93,10 @@ def test_notification_rendering_escapes_slack_and_keeps_data_literal():
     done = render.render_notification('resolution', record, profile(record), now=NOW)
     assert 'Duration: 2h' in done['text'] and 'Post-incident review due: 2026-02-02T12:00:00Z' in done['text']
     assert 'Stop logging request headers (owner: platform-team), due 2026-02-07 [open]' in done['text']
+
+
+def test_acknowledged_template_exists_for_every_format():
+    record = fixture()
+    messages = render.render_notification('acknowledged', record, profile(record), now=NOW)
+    assert messages['text'].startswith('ACKNOWLEDGED INC-20260131-0007') and 'alice' in messages['text']
+    assert messages['email']['subject'].startswith('[P1] Acknowledged:') and messages['slack']['blocks'] and messages['pagerduty']['summary']
