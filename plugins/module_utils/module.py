@@ -18,6 +18,7 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.catalog import load_catalog
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import IncidentResponseError
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.service import IncidentService
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.store import DEFAULT_STORE, IncidentStore
 
 STORE_ARGUMENT_SPEC = {
@@ -46,6 +47,11 @@ class IncidentResponseModule(AnsibleModule):
         if self.params['lock_timeout'] <= 0:
             self.fail_json(msg='lock_timeout: must be greater than zero')
         return IncidentStore(self.params['store'], self.params['lock_timeout'], read_only=self.check_mode)
+
+    def incident_service(self, store=None):
+        """The lifecycle service over the store, acting as the task's ``actor``, honouring check mode."""
+        return IncidentService(store or self.incident_store(), self.incident_catalog, actor=self.params.get('actor') or 'ansible',
+                               check_mode=self.check_mode)
 
     def fail_from_exception(self, exc, **result):
         """Fail the task from an exception: the collection's errors by message, others with a traceback."""

@@ -365,7 +365,6 @@ incident:
 import json  # noqa: E402  pylint: disable=wrong-import-position
 
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.module import IncidentResponseModule  # noqa: E402
-from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.service import IncidentService  # noqa: E402
 
 PHASES = ['detection', 'triage', 'containment', 'investigation', 'eradication', 'recovery', 'communication', 'escalation',
           'lessons_learned']
@@ -430,8 +429,7 @@ EDIT_KEYS = ('title', 'summary', 'impact', 'root_cause', 'resolution', 'status',
 
 def run(module):
     params = module.params
-    service = IncidentService(module.incident_store(), module.incident_catalog, actor=params['actor'],
-                              check_mode=module.check_mode)
+    service = module.incident_service()
     edits = {key: params[key] for key in EDIT_KEYS if params[key] is not None}
     if 'timeline' in edits:
         # 'message' is reserved for module options, so the option says 'text'.

@@ -244,7 +244,6 @@ import datetime  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import notify  # noqa: E402
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.module import IncidentResponseModule  # noqa: E402
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import record as rec  # noqa: E402
-from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.service import IncidentService  # noqa: E402
 
 ARGUMENT_SPEC = {
     'id': {'type': 'str', 'required': True},
@@ -379,7 +378,7 @@ def run(module):  # pylint: disable=too-many-locals,too-many-branches
                  'email': messages.get('email'), 'slack': messages.get('slack'), 'pagerduty': messages.get('pagerduty'),
                  'sent_to': [delivery.as_dict() for delivery in deliveries]}
         deliveries.append(notify.outbox_append(store.root, entry))
-    service = IncidentService(store, module.incident_catalog, actor=params['actor'])
+    service = module.incident_service(store)
     edits = {'notifications': [{'channel': delivery.channel, 'template': template, 'status': delivery.status,
                                 'attempts': delivery.attempts, 'details': delivery.detail} for delivery in deliveries]}
     if extensions:

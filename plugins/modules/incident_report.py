@@ -122,7 +122,6 @@ import re  # noqa: E402  pylint: disable=wrong-import-position
 
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.module import IncidentResponseModule  # noqa: E402
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import record as rec  # noqa: E402
-from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.service import IncidentService  # noqa: E402
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.store import atomic_write  # noqa: E402
 
 ARGUMENT_SPEC = {
@@ -173,8 +172,7 @@ def run(module):
     if isinstance(rendered.get('html'), str):
         result['html'], html_digest = write(directory, 'report.html', rendered['html'])
         reports.append({'kind': 'html', 'path': result['html'], 'sha256': html_digest})
-    service = IncidentService(store, module.incident_catalog, actor=params['actor'])
-    service.update(incident_id, {'reports': reports})
+    module.incident_service(store).update(incident_id, {'reports': reports})
     result.update(changed=True, registered=True)
     return result
 

@@ -226,7 +226,6 @@ from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.k
     HAS_KUBERNETES, K8S_AUTH_ARGUMENT_SPEC, KUBERNETES_IMPORT_ERROR, Kubernetes)
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.module import IncidentResponseModule  # noqa: E402
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import record as rec  # noqa: E402
-from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.service import IncidentService  # noqa: E402
 
 ARGUMENT_SPEC = dict(K8S_AUTH_ARGUMENT_SPEC, **{
     'namespace': {'type': 'str', 'required': True},
@@ -312,8 +311,7 @@ def run(module):
     if params['archive']:
         result['archive'], result['archive_sha256'] = evidence.make_archive(bundle_dir)
     if incident_id:
-        service = IncidentService(store, module.incident_catalog, actor=params['actor'])
-        service.update(incident_id, {'evidence': [{'path': bundle_dir, 'sha256': digest, 'details': {
+        module.incident_service(store).update(incident_id, {'evidence': [{'path': bundle_dir, 'sha256': digest, 'details': {
             'archive': result.get('archive'), 'archive_sha256': result.get('archive_sha256'), 'counts': manifest['counts'],
             'errors': len(manifest['errors']), 'namespace': params['namespace']}}]})
         result['registered'] = True
