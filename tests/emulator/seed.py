@@ -6,7 +6,8 @@
 
 From tests/fixtures/slurm-exporter/kubernetes-ha/ (the upstream manifests, unchanged): the
 namespace, Deployment (3 replicas), Services, ServiceAccount, ClusterRole/Binding,
-NetworkPolicies, Secrets, ConfigMaps, HPA, VPA, PDB, ResourceQuota and LimitRange. Then what
+NetworkPolicies, Secrets, ConfigMaps, HPA, PDB, ResourceQuota and LimitRange (the VPA is declared
+as autoscaling/v2, which no cluster serves, so it is skipped with a warning). Then what
 controllers and kubelets would create: the ReplicaSet and its pods (scheduled on two Nodes,
 running, with a log per container; the first pod's exporter container restarted once, with a
 previous log), Endpoints for the Services, and a few Events.
@@ -64,7 +65,8 @@ def seed(state, seed_dir=None, extra_pods=0):
         for document in load_documents(seed_dir):
             resource = BY_KIND.get((document['apiVersion'], document['kind']))
             if resource is None:
-                LOG.info('skipping %s/%s: the emulator does not serve it (neither would a cluster)', document['apiVersion'], document['kind'])
+                LOG.warning('skipping %s %s (%s): the emulator does not serve that kind in that API version (neither would a cluster)',
+                            document['kind'], document['metadata'].get('name'), document['apiVersion'])
                 continue
             namespace = document['metadata'].get('namespace') or (NAMESPACE if resource.namespaced else None)
             try:

@@ -62,7 +62,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # -- plumbing ------------------------------------------------------------------------
     def _send_json(self, code, document):
-        body = json.dumps(document).encode()
+        return self._send_bytes(code, json.dumps(document).encode())
+
+    def _send_bytes(self, code, body):
         self.send_response(code)
         self.send_header('Content-Type', 'application/json')
         self.send_header('Content-Length', str(len(body)))
@@ -74,6 +76,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _read_body(self):
         length = int(self.headers.get('Content-Length') or 0)
         if length > MAX_BODY:
+            self.close_connection = True
             raise ApiError(413, 'RequestEntityTooLarge', 'request body too large')
         raw = self.rfile.read(length) if length else b''
         if not raw:
@@ -210,11 +213,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if method == 'GET':
             if name is None:
                 entry['verb'] = 'watch' if query.get('watch') in ('true', '1') else 'list'
-                items, revision = state.list(resource, namespace, query.get('labelSelector'), query.get('fieldSelector'))
                 if entry['verb'] == 'watch':
+                    items, _revision = state.list(resource, namespace, query.get('labelSelector'), query.get('fieldSelector'))
                     return self._watch(items)
-                return self._send_json(200, {'kind': resource.kind + 'List', 'apiVersion': res.api_version(resource),
-                                             'metadata': {'resourceVersion': revision}, 'items': items})
+                items, revision = state.list_json(resource, namespace, query.get('labelSelector'), query.get('fieldSelector'))
+                head = json.dumps({'kind': resource.kind + 'List', 'apiVersion': res.api_version(resource),
+                                   'metadata': {'resourceVersion': revision}})
+                return self._send_bytes(200, b''.join((head[:-1].encode(), b', "items": [', b', '.join(items), b']}')))
             entry['verb'] = 'get'
             if subresource == 'log':
                 return self._log(state, namespace, name, query)

@@ -254,6 +254,7 @@ class ClusterState:  # pylint: disable=too-many-public-methods
         self._counter = 0
         self._placed = 0
         self._shared_log = None
+        self._owner_uids = set()  # uids named in some ownerReferences: only their deletion needs a garbage-collection scan
 
     # -- bookkeeping -------------------------------------------------------------------------
     def _bucket(self, resource):
@@ -283,6 +284,7 @@ class ClusterState:  # pylint: disable=too-many-public-methods
                 generation += 1
             meta['generation'] = generation
         meta['resourceVersion'] = self._next_rv()
+        self._owner_uids.update(ref.get('uid') for ref in meta.get('ownerReferences') or [] if isinstance(ref, dict))
         return obj
 
     def unique_suffix(self, seed, length=5):
@@ -299,14 +301,24 @@ class ClusterState:  # pylint: disable=too-many-public-methods
                 raise ApiError(404, 'NotFound', '%s "%s" not found' % (resource.plural, name))
             return copy.deepcopy(obj)
 
-    def list(self, resource, namespace=None, label_selector=None, field_selector=None):
+    def _select(self, resource, namespace, label_selector, field_selector):
         labels = parse_label_selector(label_selector)
-        fields = parse_field_selector(field_selector)
+        fields = parse_field_selector(field_selector) if field_selector else None
+        for (ns, _name), obj in self._bucket(resource).items():
+            if (namespace is None or not resource.namespaced or ns == namespace) and labels(obj['metadata'].get('labels')) \
+                    and (fields is None or fields(obj)):
+                yield obj
+
+    def list(self, resource, namespace=None, label_selector=None, field_selector=None):
+        """Copies of the matching objects, and the current resourceVersion."""
         with self.lock:
-            items = [copy.deepcopy(obj) for (ns, _name), obj in self._bucket(resource).items()
-                     if (namespace is None or not resource.namespaced or ns == namespace)
-                     and labels(obj['metadata'].get('labels')) and fields(obj)]
-            return items, str(self.revision)
+            return [copy.deepcopy(obj) for obj in self._select(resource, namespace, label_selector, field_selector)], str(self.revision)
+
+    def list_json(self, resource, namespace=None, label_selector=None, field_selector=None):
+        """The matching objects serialised (one ``bytes`` each; cheaper than copying), and the resourceVersion."""
+        with self.lock:
+            return [json.dumps(obj).encode() for obj in self._select(resource, namespace, label_selector, field_selector)], \
+                str(self.revision)
 
     def find(self, kind_api_version, kind, namespace, name):
         resource = BY_KIND.get((kind_api_version, kind))
@@ -420,24 +432,45 @@ class ClusterState:  # pylint: disable=too-many-public-methods
         elif resource.kind == 'ReplicaSet' and not self._owner(obj, 'Deployment'):
             self.reconcile_replicaset(obj['metadata']['namespace'], obj['metadata']['name'])
 
-    def _after_delete(self, resource, obj):
+    def _after_delete(self, resource, obj, by_controller=False):
+        """Garbage-collect what the deleted object owned; a ReplicaSet replaces a deleted pod."""
         uid = obj['metadata']['uid']
         if resource.kind == 'Namespace':
-            for (_group, _plural), bucket in self.objects.items():
-                for key in [key for key, item in bucket.items() if key[0] == obj['metadata']['name']]:
+            for bucket in self.objects.values():
+                for key in [key for key in bucket if key[0] == obj['metadata']['name']]:
                     del bucket[key]
-            return
-        # Garbage collection: anything owned by the deleted object goes too.
-        for bucket in list(self.objects.values()):
-            for key, item in list(bucket.items()):
-                if any(ref.get('uid') == uid for ref in item['metadata'].get('ownerReferences', [])):
-                    owned = BY_KIND.get((item['apiVersion'], item['kind']))
-                    if owned is not None and key in bucket:
-                        del bucket[key]
-                        self._after_delete(owned, item)
-        if resource.kind == 'Pod':
-            for log_key in [key for key in self.logs if key[0] == obj['metadata']['namespace'] and key[1] == obj['metadata']['name']]:
+            for log_key in [key for key in self.logs if key[0] == obj['metadata']['name']]:
                 del self.logs[log_key]
+            return
+        if uid in self._owner_uids:
+            self._owner_uids.discard(uid)
+            for bucket in list(self.objects.values()):
+                for key, item in list(bucket.items()):
+                    if any(ref.get('uid') == uid for ref in item['metadata'].get('ownerReferences', [])):
+                        owned = BY_KIND.get((item['apiVersion'], item['kind']))
+                        if owned is not None and key in bucket:
+                            del bucket[key]
+                            self._after_delete(owned, item, by_controller=True)
+        if resource.kind == 'Pod':
+            namespace, name = obj['metadata']['namespace'], obj['metadata']['name']
+            spec = obj.get('spec') or {}
+            for container in spec.get('containers', []) + spec.get('initContainers', []):
+                for previous in (False, True):
+                    self.logs.pop((namespace, name, container.get('name'), previous), None)
+            owner = self._owner(obj, 'ReplicaSet')
+            if owner is not None and not by_controller:
+                self._replace_pods(namespace, owner['name'])
+
+    def _replace_pods(self, namespace, replicaset):
+        """What the ReplicaSet controller does after one of its pods was deleted: create a replacement."""
+        rs = self._bucket(self._res('apps/v1', 'ReplicaSet')).get((namespace, replicaset))
+        if rs is None or sum(1 for _pod in self._pods_of(namespace, rs)) >= rs['spec'].get('replicas', 1):
+            return
+        deployment = self._owner(rs, 'Deployment')
+        if deployment is not None:
+            self.reconcile_deployment(namespace, deployment['name'])
+        else:
+            self.reconcile_replicaset(namespace, replicaset)
 
     @staticmethod
     def _owner(obj, kind):
@@ -531,12 +564,15 @@ class ClusterState:  # pylint: disable=too-many-public-methods
         current = sorted(self._pods_of(namespace, rs), key=lambda pod: pod['metadata']['name'])
         for pod in current[desired:]:
             del self._bucket(pods)[(namespace, pod['metadata']['name'])]
-            self._after_delete(pods, pod)
+            self._after_delete(pods, pod, by_controller=True)
         for _missing in range(desired - len(current)):
             self.add_pod(namespace, rs, unhealthy)
         ready = 0
         for pod in self._pods_of(namespace, rs):
+            before = pod.get('status')
             self._set_pod_status(pod, not unhealthy)
+            if pod['status'] != before:
+                pod['metadata']['resourceVersion'] = self._next_rv()
             ready += 0 if unhealthy else 1
         count = min(desired, max(len(current), desired))
         rs['status'] = {'replicas': count, 'fullyLabeledReplicas': count, 'readyReplicas': ready, 'availableReplicas': ready,
