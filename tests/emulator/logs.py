@@ -33,10 +33,15 @@ class LogSource:
             if self.count is not None and index >= self.count:
                 return
             collector = COLLECTORS[(index + len(self.seed)) % len(COLLECTORS)]
-            level = 'warn' if index % 17 == 5 else 'info'
-            record = {'level': level, 'msg': 'collection completed' if level == 'info' else 'slow collection',
-                      'collector': collector, 'duration_ms': 40 + (index * 37 + len(self.seed)) % 900,
-                      'pod': self.seed, 'seq': index}
+            duration_ms = 40 + (index * 37 + len(self.seed)) % 900
+            if index % 23 == 11:
+                record = {'level': 'error', 'msg': 'collection failed', 'collector': collector, 'error_type': 'timeout',
+                          'error': 'context deadline exceeded'}
+            elif index % 17 == 5:
+                record = {'level': 'warn', 'msg': 'slow collection', 'collector': collector}
+            else:
+                record = {'level': 'info', 'msg': 'collection completed', 'collector': collector}
+            record.update(duration='%.3fs' % (duration_ms / 1000.0), duration_ms=duration_ms, pod=self.seed, seq=index)
             line = json.dumps(record, sort_keys=True).encode() + b'\n'
             if self.size is not None and produced + len(line) > self.size:
                 return

@@ -16,8 +16,10 @@ previous log), Endpoints for the Services, and a few Events.
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
 import os
+import uuid
 
 import yaml
 
@@ -55,8 +57,15 @@ def seed(state, seed_dir=None, extra_pods=0):
     with state.lock:
         for name in NODES:
             node = {'metadata': {'name': name, 'labels': {'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux'}},
-                    'status': {'nodeInfo': {'kubeletVersion': 'v1.30.2', 'containerRuntimeVersion': 'containerd://1.7.13',
-                                            'osImage': 'Debian GNU/Linux 12 (bookworm)', 'kernelVersion': '6.1.0-18-amd64'},
+                    'spec': {'podCIDR': '10.244.%d.0/24' % NODES.index(name), 'providerID': 'emulator://%s' % name},
+                    'status': {'nodeInfo': {'kubeletVersion': 'v1.30.2', 'kubeProxyVersion': 'v1.30.2',
+                                            'containerRuntimeVersion': 'containerd://1.7.13', 'osImage': 'Debian GNU/Linux 12 (bookworm)',
+                                            'kernelVersion': '6.1.0-18-amd64', 'operatingSystem': 'linux', 'architecture': 'amd64',
+                                            'machineID': hashlib.md5(name.encode()).hexdigest(),  # nosec - an identifier, not security
+                                            'systemUUID': str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
+                                            'bootID': str(uuid.uuid5(uuid.NAMESPACE_URL, name))},
+                               'capacity': {'cpu': '8', 'memory': '32Gi', 'pods': '110'},
+                               'allocatable': {'cpu': '7800m', 'memory': '31Gi', 'pods': '110'},
                                'conditions': [{'type': 'Ready', 'status': 'True', 'reason': 'KubeletReady'},
                                               {'type': 'MemoryPressure', 'status': 'False'},
                                               {'type': 'DiskPressure', 'status': 'False'}],
@@ -135,3 +144,9 @@ def _events(state):
             'firstTimestamp': stamp, 'lastTimestamp': stamp, 'reportingComponent': 'kube-emulator',
         }
         state.create(BY_KIND[('v1', 'Event')], NAMESPACE, event)
+        # The same event as events.k8s.io/v1 shows it (a cluster serves one store through both APIs).
+        state.create(BY_KIND[('events.k8s.io/v1', 'Event')], NAMESPACE, {
+            'metadata': dict(event['metadata']), 'type': kind, 'reason': reason, 'note': message,
+            'regarding': dict(event['involvedObject']), 'eventTime': stamp.replace('Z', '.000000Z'),
+            'reportingController': event['source']['component'], 'reportingInstance': 'kube-emulator',
+            'action': 'Scaling' if object_kind == 'Deployment' else 'Running'})

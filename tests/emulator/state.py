@@ -152,29 +152,67 @@ def merge_patch(target, patch):
     return result
 
 
+# Merge keys of the lists that strategic merge patches merge item by item (the rest are replaced).
+MERGE_KEYS = {
+    'containers': 'name', 'initContainers': 'name', 'ephemeralContainers': 'name', 'env': 'name', 'volumes': 'name',
+    'volumeMounts': 'mountPath', 'volumeDevices': 'devicePath', 'imagePullSecrets': 'name', 'conditions': 'type',
+    'hostAliases': 'ip', 'ownerReferences': 'uid', 'subsets': None,
+}
+
+
+def _merge_key(field, items):
+    """The key that identifies the items of list ``field``, or None when the list is replaced whole."""
+    if field == 'ports':
+        key = 'containerPort' if all('containerPort' in item for item in items) else 'port'
+    else:
+        key = MERGE_KEYS.get(field, 'name')
+    if key is None or not items or not all(isinstance(item, dict) and key in item for item in items):
+        return None
+    return key
+
+
 def strategic_merge_patch(target, patch):
-    """An approximation of strategic merge: lists of named mappings merge by name; directives are dropped."""
+    """An approximation of strategic merge.
+
+    Lists of mappings merge item by item on their merge key (``name`` for containers, env,
+    volumes; ``mountPath`` for volume mounts; ``containerPort``/``port`` for ports); an item
+    ``{"$patch": "delete", <key>: ...}`` removes one, ``"$patch": "replace"`` replaces a mapping;
+    other directives (``$setElementOrder``, ``$retainKeys``) are ignored.
+    """
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
+    if patch.get('$patch') == 'replace':
+        return {key: copy.deepcopy(value) for key, value in patch.items() if not key.startswith('$')}
+    if patch.get('$patch') == 'delete':
+        return None
     result = copy.deepcopy(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if key.startswith('$'):
             continue
         if value is None:
             result.pop(key, None)
-        elif isinstance(value, list) and isinstance(result.get(key), list) and value and all(
-                isinstance(item, dict) and 'name' in item for item in value + result[key]):
+        elif isinstance(value, list) and isinstance(result.get(key), list) and _merge_key(key, value + result[key]):
+            merge_key = _merge_key(key, value + result[key])
             merged = [copy.deepcopy(item) for item in result[key]]
             for item in value:
-                for index, existing in enumerate(merged):
-                    if existing['name'] == item['name']:
-                        merged[index] = strategic_merge_patch(existing, item)
-                        break
+                index = next((number for number, existing in enumerate(merged) if existing.get(merge_key) == item[merge_key]), None)
+                if item.get('$patch') == 'delete':
+                    if index is not None:
+                        del merged[index]
+                elif index is not None:
+                    merged[index] = strategic_merge_patch(merged[index], item)
                 else:
                     merged.append(strategic_merge_patch({}, item))
             result[key] = merged
+        elif isinstance(value, list):
+            result[key] = [strategic_merge_patch({}, item) if isinstance(item, dict) else copy.deepcopy(item)
+                           for item in value if not (isinstance(item, dict) and item.get('$patch') == 'delete')]
         elif isinstance(value, dict):
-            result[key] = strategic_merge_patch(result.get(key), value)
+            merged_value = strategic_merge_patch(result.get(key), value)
+            if merged_value is None:
+                result.pop(key, None)
+            else:
+                result[key] = merged_value
         else:
             result[key] = copy.deepcopy(value)
     return result
