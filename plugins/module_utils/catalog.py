@@ -11,6 +11,7 @@ import datetime
 import re
 
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.catalog_data import DEFAULT_CATALOG
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.detection import DEFAULT_DETECTION
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import CatalogError, ValidationError
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import timeutil
 
@@ -240,7 +241,9 @@ def validate_catalog(data):
         path = 'incident_catalog.types.%s' % name
         if not NAME_RE.match(str(name)):
             raise CatalogError("%s: type names are lower-case identifiers ([a-z][a-z0-9_]*)" % path)
-        _check_fields(path, info, _TYPE_FIELDS)
+        _check_fields(path, {key: value for key, value in info.items() if key != 'detection'} if isinstance(info, dict) else info,
+                      _TYPE_FIELDS)
+        _validate_detection(path + '.detection', info.get('detection', []))
         if info['category'] not in data['categories']:
             raise CatalogError("%s.category: unknown category %r (known: %s)" % (path, info['category'], ', '.join(sorted(data['categories']))))
         if info['severity'] not in data['severities']:
@@ -256,12 +259,30 @@ def validate_catalog(data):
         raise CatalogError("incident_catalog.classification.fallback_type: unknown type %r (known: %s)" % (fallback, ', '.join(sorted(data['types']))))
 
 
+def _validate_detection(path, rules):
+    if not isinstance(rules, list):
+        raise CatalogError("%s: expected a list of alert rules" % path)
+    for index, rule in enumerate(rules):
+        where = '%s[%d]' % (path, index)
+        if not isinstance(rule, dict):
+            raise CatalogError("%s: expected a mapping" % where)
+        for key in ('alert', 'expr'):
+            if not isinstance(rule.get(key), str) or not rule[key].strip():
+                raise CatalogError("%s.%s: required (a non-empty string)" % (where, key))
+        unknown = set(rule) - {'alert', 'expr', 'for', 'severity', 'summary', 'description'}
+        if unknown:
+            raise CatalogError("%s: unknown field(s) %s" % (where, ', '.join(sorted(unknown))))
+
+
+_DEFAULTS = deep_merge(DEFAULT_CATALOG, {'types': {name: {'detection': rules} for name, rules in DEFAULT_DETECTION.items()}})
+
+
 def load_catalog(overrides=None):
     """The shipped catalog with ``overrides`` (a mapping, e.g. from group_vars) deep-merged and validated."""
     if overrides is None:
         overrides = {}
     if not isinstance(overrides, dict):
         raise CatalogError("incident_catalog: expected a mapping of overrides, got %s" % type(overrides).__name__)
-    data = deep_merge(DEFAULT_CATALOG, overrides)
+    data = deep_merge(_DEFAULTS, overrides)
     validate_catalog(data)
     return Catalog(data)

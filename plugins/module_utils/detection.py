@@ -1,0 +1,219 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to slurm_exporter.incident_response
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Detection rules: Prometheus alerts per incident type, written against metrics the exporter really emits.
+
+The exporter's metrics (see the reference NOTICE): slurm_exporter_collector_duration_seconds
+(histogram), slurm_exporter_collector_errors_total{error_type=timeout|connection|authentication|api_error|unknown},
+slurm_exporter_last_collection_timestamp_seconds, slurm_exporter_collector_up,
+slurm_exporter_sla_violations_total, slurm_exporter_http_requests_total{status}, process_* and up.
+Names that appear in upstream rules but that the exporter never emits (slurm_exporter_errors_total,
+slurm_exporter_auth_failures_total, slurm_exporter_scrape_duration_seconds, slurm_exporter_up,
+slurm_exporter_last_successful_backup_timestamp) are not used. Cluster state comes from
+kube-state-metrics and cAdvisor; security events from Falco where it runs.
+
+Expressions use ``${job}``, ``${namespace}``, ``${deployment}`` and ``${approved_images}``,
+filled in from the generator's options. Each type's list can be replaced from inventory through
+``incident_catalog.types.<type>.detection``.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import ValidationError
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import timeutil
+
+FALCO = 'falco_events{k8s_ns_name="${namespace}",priority=~"Critical|Alert|Emergency"'
+DEFAULT_DETECTION = {
+    'security_breach': [
+        {'alert': 'SlurmExporterAuthenticationFailures', 'for': '0m',
+         'expr': 'sum(increase(slurm_exporter_collector_errors_total{job="${job}",error_type="authentication"}[5m])) > 10',
+         'summary': 'SLURM API authentication failures from the exporter',
+         'description': 'More than 10 authentication errors in 5 minutes: the exporter credentials may be revoked or abused.'},
+        {'alert': 'SlurmExporterUnauthorizedRequests', 'for': '2m',
+         'expr': 'sum(rate(slurm_exporter_http_requests_total{job="${job}",status=~"401|403"}[5m])) > 1',
+         'summary': 'Unauthorized requests against the exporter',
+         'description': 'More than one 401/403 answer per second for 2 minutes.'},
+        {'alert': 'SlurmExporterFalcoCriticalEvent', 'for': '0m',
+         'expr': 'sum(increase(' + FALCO + '}[5m])) > 0',
+         'summary': 'Falco reported a critical event in the exporter namespace',
+         'description': 'A Critical, Alert or Emergency Falco rule fired for a workload in the namespace.'},
+    ],
+    'vulnerability_exploit': [
+        {'alert': 'SlurmExporterExploitSignature', 'for': '0m',
+         'expr': 'sum(increase(' + FALCO + ',rule=~"(?i).*(exploit|privilege escalation|shell).*"}[5m])) > 0',
+         'summary': 'Exploit signature in the exporter namespace',
+         'description': 'Falco saw exploit, privilege escalation or shell activity.'},
+    ],
+    'malware_detection': [
+        {'alert': 'SlurmExporterMalwareSignature', 'for': '0m',
+         'expr': 'sum(increase(' + FALCO + ',rule=~"(?i).*(miner|malware|crypto).*"}[5m])) > 0',
+         'summary': 'Malware signature in the exporter namespace',
+         'description': 'Falco saw crypto-mining or malware activity.'},
+    ],
+    'compliance_violation': [
+        {'alert': 'SlurmExporterUnapprovedImage', 'for': '15m',
+         'expr': 'count(kube_pod_container_info{namespace="${namespace}",container="${deployment}",image!~"${approved_images}"}) > 0',
+         'summary': 'The exporter runs an image that is not approved',
+         'description': 'A container of the exporter runs an image outside the approved pattern for 15 minutes.'},
+    ],
+    'service_outage': [
+        {'alert': 'SlurmExporterDown', 'for': '2m', 'expr': 'up{job="${job}"} == 0',
+         'summary': 'SLURM exporter target is down',
+         'description': 'Prometheus could not scrape the exporter for 2 minutes.'},
+        {'alert': 'SlurmExporterTargetMissing', 'for': '5m', 'expr': 'absent(up{job="${job}"})',
+         'summary': 'No SLURM exporter target at all',
+         'description': 'Prometheus has no target for the exporter job for 5 minutes.'},
+    ],
+    'performance_degradation': [
+        {'alert': 'SlurmExporterSlowCollection', 'for': '10m',
+         'expr': 'histogram_quantile(0.95, sum by (le, collector) (rate(slurm_exporter_collector_duration_seconds_bucket{job="${job}"}[5m]))) > 10',
+         'summary': 'Slow SLURM collection',
+         'description': 'The 95th percentile collection time of a collector is above 10 seconds for 10 minutes.'},
+        {'alert': 'SlurmExporterSLAViolations', 'for': '5m',
+         'expr': 'sum by (collector) (increase(slurm_exporter_sla_violations_total{job="${job}"}[15m])) > 5',
+         'summary': 'Collection SLA violations',
+         'description': 'More than 5 SLA violations of a collector in 15 minutes.'},
+    ],
+    'data_loss': [
+        {'alert': 'SlurmExporterStaleCollection', 'for': '5m',
+         'expr': 'time() - max(slurm_exporter_last_collection_timestamp_seconds{job="${job}"}) > 600',
+         'summary': 'SLURM metrics are stale',
+         'description': 'The last successful collection is more than 10 minutes old.'},
+        {'alert': 'SlurmExporterCollectorDown', 'for': '10m',
+         'expr': 'min by (collector) (slurm_exporter_collector_up{job="${job}"}) == 0',
+         'summary': 'A SLURM collector is down',
+         'description': 'A collector has reported itself down for 10 minutes: its metrics are missing.'},
+        {'alert': 'SlurmExporterMetricsAbsent', 'for': '10m',
+         'expr': 'absent(slurm_exporter_last_collection_timestamp_seconds{job="${job}"})',
+         'summary': 'SLURM exporter metrics are absent',
+         'description': 'No collection timestamp has been scraped for 10 minutes.'},
+    ],
+    'api_failure': [
+        {'alert': 'SlurmExporterAPIErrors', 'for': '10m',
+         'expr': 'sum by (collector, error_type) (rate(slurm_exporter_collector_errors_total{job="${job}",error_type=~"timeout|api_error"}[5m])) > 0.1',
+         'summary': 'SLURM API errors',
+         'description': 'A collector sees more than 0.1 timeout or API errors per second for 10 minutes.'},
+    ],
+    'cluster_failure': [
+        {'alert': 'SlurmExporterNoAvailableReplicas', 'for': '5m',
+         'expr': 'kube_deployment_status_replicas_available{namespace="${namespace}",deployment="${deployment}"} == 0',
+         'summary': 'The exporter deployment has no available replica',
+         'description': 'kube-state-metrics reports zero available replicas for 5 minutes.'},
+        {'alert': 'SlurmExporterNodeNotReady', 'for': '5m',
+         'expr': 'count by (node) (kube_pod_info{namespace="${namespace}",pod=~"${deployment}-.*"} * on (node) group_left() '
+                 '(kube_node_status_condition{condition="Ready",status="true"} == 0)) > 0',
+         'summary': 'A node running the exporter is not ready',
+         'description': 'A node that hosts an exporter pod has not been Ready for 5 minutes.'},
+    ],
+    'resource_exhaustion': [
+        {'alert': 'SlurmExporterMemoryNearLimit', 'for': '5m',
+         'expr': 'max by (pod) (container_memory_working_set_bytes{namespace="${namespace}",container="${deployment}"} / '
+                 '(container_spec_memory_limit_bytes{namespace="${namespace}",container="${deployment}"} > 0)) > 0.9',
+         'summary': 'Exporter memory near its limit',
+         'description': 'An exporter container uses more than 90% of its memory limit for 5 minutes.'},
+        {'alert': 'SlurmExporterCPUThrottled', 'for': '10m',
+         'expr': 'max by (pod) (rate(container_cpu_cfs_throttled_periods_total{namespace="${namespace}",container="${deployment}"}[5m]) / '
+                 'rate(container_cpu_cfs_periods_total{namespace="${namespace}",container="${deployment}"}[5m])) > 0.5',
+         'summary': 'Exporter CPU throttled',
+         'description': 'More than half of the CPU periods of an exporter container are throttled for 10 minutes.'},
+        {'alert': 'SlurmExporterFileDescriptorsExhausted', 'for': '10m',
+         'expr': 'max(process_open_fds{job="${job}"} / process_max_fds{job="${job}"}) > 0.8',
+         'summary': 'Exporter file descriptors nearly exhausted',
+         'description': 'The exporter uses more than 80% of its file descriptors for 10 minutes.'},
+    ],
+    'network_partition': [
+        {'alert': 'SlurmExporterSlurmUnreachable', 'for': '5m',
+         'expr': 'sum(rate(slurm_exporter_collector_errors_total{job="${job}",error_type="connection"}[5m])) > 0.5 '
+                 'and on() max(up{job="${job}"}) == 1',
+         'summary': 'The exporter cannot reach slurmrestd',
+         'description': 'The exporter is up but its SLURM API connections fail, for 5 minutes.'},
+    ],
+}
+
+ALERT_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+DEFAULT_OPTIONS = {'job': 'slurm-exporter', 'namespace': 'slurm-exporter', 'deployment': 'slurm-exporter',
+                   'approved_images': 'ghcr.io/jontk/slurm-exporter:.*'}
+
+
+def _substitute(text, options, where):
+    template = string.Template(text)
+    try:
+        return template.substitute(options)
+    except (KeyError, ValueError) as exc:
+        raise ValidationError('%s: unknown or malformed placeholder %s (known: %s)' % (where, exc, ', '.join(sorted(options)))) from None
+
+
+def _rule(alert, expr, duration, labels, summary, description, runbook):
+    return {
+        'alert': alert,
+        'expr': expr,
+        'for': duration,
+        'labels': labels,
+        'annotations': {'summary': summary, 'description': description, 'runbook_url': runbook},
+    }
+
+
+def build_groups(catalog, custom_rules=None, options=None, runbook_base='https://github.com/slurm-exporter/incident_response/blob/main/docs/runbooks'):
+    """Prometheus rule groups: one per incident category, plus one for the custom response rules."""
+    values = dict(DEFAULT_OPTIONS, **{k: v for k, v in (options or {}).items() if v is not None})
+    for key, value in values.items():
+        if not isinstance(value, str) or '"' in value or '\n' in value:
+            raise ValidationError('%s: expected a string without quotes or newlines, got %r' % (key, value))
+    groups = {}
+    seen = set()
+    for type_name in sorted(catalog.types):
+        info = catalog.types[type_name]
+        for index, rule in enumerate(info.get('detection') or []):
+            where = 'incident_catalog.types.%s.detection[%d]' % (type_name, index)
+            alert = rule.get('alert')
+            if not isinstance(alert, str) or not ALERT_NAME.match(alert):
+                raise ValidationError('%s.alert: expected an alert name ([A-Za-z_][A-Za-z0-9_]*), got %r' % (where, alert))
+            if alert in seen:
+                raise ValidationError('%s.alert: %s is defined twice' % (where, alert))
+            seen.add(alert)
+            duration = rule.get('for', '0m')
+            timeutil.parse_duration(duration if duration != '0m' else 0, where + '.for')
+            labels = {'incident_type': type_name, 'severity': rule.get('severity') or info['severity'], 'component': 'incident-response'}
+            catalog.require_severity(labels['severity'], where + '.severity')
+            groups.setdefault(info['category'], []).append(_rule(
+                alert, _substitute(rule['expr'], values, where + '.expr'), duration, labels, rule.get('summary') or info['description'],
+                rule.get('description') or info['description'], '%s/%s.md' % (runbook_base.rstrip('/'), type_name)))
+    for index, rule in enumerate(custom_rules or []):
+        where = 'custom_rules[%d]' % index
+        name = rule.get('name')
+        if not isinstance(name, str) or not re.match(r'^[a-z][a-z0-9_]*$', name):
+            raise ValidationError('%s.name: expected a lower-case identifier, got %r' % (where, name))
+        if not isinstance(rule.get('trigger'), str) or not rule['trigger'].strip():
+            raise ValidationError('%s.trigger: a PromQL expression is required' % where)
+        type_name = rule.get('incident_type') or 'performance_degradation'
+        catalog.require_type(type_name, where + '.incident_type')
+        severity = rule.get('severity') or catalog.types[type_name]['severity']
+        catalog.require_severity(severity, where + '.severity')
+        duration = rule.get('duration') or '5m'
+        timeutil.parse_duration(duration, where + '.duration')
+        alert = 'IncidentResponseCustom' + ''.join(part.capitalize() for part in name.split('_'))
+        if alert in seen:
+            raise ValidationError('%s.name: the alert %s is defined twice' % (where, alert))
+        seen.add(alert)
+        labels = {'incident_type': type_name, 'severity': severity, 'component': 'incident-response', 'response_rule': name}
+        groups.setdefault('custom', []).append(_rule(
+            alert, _substitute(rule['trigger'], values, where + '.trigger'), duration, labels,
+            rule.get('summary') or 'Custom response rule %s' % name,
+            rule.get('description') or 'Custom response rule %s triggered: actions %s' % (name, ', '.join(rule.get('actions') or []) or 'none'),
+            '%s/%s.md' % (runbook_base.rstrip('/'), type_name)))
+    return [{'name': 'incident-response.%s' % category, 'rules': rules} for category, rules in sorted(groups.items())]
+
+
+def prometheus_rule(groups, name='incident-detection-rules', namespace='slurm-exporter', labels=None):
+    """The PrometheusRule custom resource (prometheus-operator) holding the groups."""
+    return {
+        'apiVersion': 'monitoring.coreos.com/v1',
+        'kind': 'PrometheusRule',
+        'metadata': {'name': name, 'namespace': namespace,
+                     'labels': dict({'app': 'slurm-exporter', 'component': 'incident-response'}, **(labels or {}))},
+        'spec': {'groups': groups},
+    }
