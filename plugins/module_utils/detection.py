@@ -217,3 +217,42 @@ def prometheus_rule(groups, name='incident-detection-rules', namespace='slurm-ex
                      'labels': dict({'app': 'slurm-exporter', 'component': 'incident-response'}, **(labels or {}))},
         'spec': {'groups': groups},
     }
+
+
+SECURITY_TYPES = ('security_breach', 'vulnerability_exploit', 'malware_detection', 'compliance_violation')
+
+
+def alertmanager_config(webhook_url, bearer_token=None, basic_auth=None, security_receiver=None, default_receiver=None,
+                        security_types=SECURITY_TYPES, group_wait='10s', group_interval='1m', repeat_interval='4h'):
+    """An Alertmanager configuration that delivers incident-response alerts to the launcher (or rulebook).
+
+    - alerts with ``component="incident-response"`` go to the ``incident-response`` webhook receiver with
+      ``send_resolved: true`` (resolved alerts update the same incident);
+    - before it, security types also go to the security team's receiver, with ``continue: true`` so that
+      the response still runs;
+    - the webhook's authentication is what the launcher expects: a bearer token or basic auth.
+    """
+    if not isinstance(webhook_url, str) or not re.match(r'^https?://[^\s"]+$', webhook_url):
+        raise ValidationError('webhook_url: expected an http(s) URL, got %r' % (webhook_url,))
+    http_config = {}
+    if bearer_token:
+        http_config['authorization'] = {'type': 'Bearer', 'credentials': bearer_token}
+    elif basic_auth:
+        http_config['basic_auth'] = {'username': basic_auth['username'], 'password': basic_auth['password']}
+    webhook = {'url': webhook_url, 'send_resolved': True, 'max_alerts': 0}
+    if http_config:
+        webhook['http_config'] = http_config
+    receivers = [{'name': 'incident-response', 'webhook_configs': [webhook]}]
+    routes = []
+    if security_receiver:
+        receivers.append(dict(security_receiver, name='security-team'))
+        routes.append({'receiver': 'security-team', 'continue': True,
+                       'matchers': ['component="incident-response"', 'incident_type=~"%s"' % '|'.join(security_types)]})
+    routes.append({'receiver': 'incident-response', 'matchers': ['component="incident-response"'],
+                   'group_by': ['alertname', 'incident_type'], 'group_wait': '0s', 'group_interval': '30s', 'repeat_interval': '1h'})
+    receivers.append(dict(default_receiver or {}, name='default'))
+    return {
+        'route': {'receiver': 'default', 'group_by': ['alertname'], 'group_wait': group_wait, 'group_interval': group_interval,
+                  'repeat_interval': repeat_interval, 'routes': routes},
+        'receivers': receivers,
+    }

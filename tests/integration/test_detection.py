@@ -180,3 +180,41 @@ def test_bad_definitions_fail_clearly(tmp_path):
     assert "unknown incident type 'sabotage'" in run.result('unknown type')['msg']
     assert 'custom_rules[0].trigger: unknown or malformed placeholder' in run.result('placeholder')['msg']
     assert 'job: expected a string without quotes' in run.result('quote')['msg']
+
+
+def test_alertmanager_config_passes_amtool(tmp_path):
+    amtool = shutil.which('amtool')
+    if not amtool:
+        pytest.skip('amtool is not installed (make setup installs prometheus-alertmanager)')
+    module = 'slurm_exporter.incident_response.alertmanager_config'
+    token = 'am-webhook-token-1234567890'
+    tasks = [
+        {'name': 'bearer', module: {'bearer_token': token, 'dest': str(tmp_path / 'bearer.yml'),
+                                    'security_receiver': {'pagerduty_configs': [{'routing_key': 'security-routing-key-0000000000'}]}}},
+        {'name': 'again', module: {'bearer_token': token, 'dest': str(tmp_path / 'bearer.yml'),
+                                   'security_receiver': {'pagerduty_configs': [{'routing_key': 'security-routing-key-0000000000'}]}}},
+        {'name': 'basic', module: {'basic_auth': {'username': 'alertmanager', 'password': 'pw-0987654321'},
+                                   'webhook_url': 'http://127.0.0.1:10341/webhook', 'dest': str(tmp_path / 'basic.yml')}},
+        {'name': 'bad url', 'ignore_errors': True, module: {'webhook_url': 'file:///etc/passwd'}},
+    ]
+    run = run_playbook(write_playbook(tmp_path, tasks, name='am.yml'))
+    assert run.rc == 0, run
+    assert run.result('bearer')['changed'] and not run.result('again')['changed']
+    assert "webhook_url: expected an http(s) URL" in run.result('bad url')['msg']
+    for name in ('bearer.yml', 'basic.yml'):
+        checked = subprocess.run([amtool, 'check-config', str(tmp_path / name)], capture_output=True, text=True, check=False)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    config = yaml.safe_load((tmp_path / 'bearer.yml').read_text())
+    security, launcher = config['route']['routes']
+    assert security['receiver'] == 'security-team' and security['continue'] is True
+    assert 'incident_type=~"security_breach|vulnerability_exploit|malware_detection|compliance_violation"' in security['matchers']
+    webhook = [r for r in config['receivers'] if r['name'] == 'incident-response'][0]['webhook_configs'][0]
+    assert webhook['send_resolved'] is True and webhook['http_config']['authorization'] == {'type': 'Bearer', 'credentials': token}
+    assert launcher['receiver'] == 'incident-response'
+    assert oct((tmp_path / 'bearer.yml').stat().st_mode & 0o777) == '0o600'
+    for secret in (token, 'security-routing-key-0000000000', 'pw-0987654321'):
+        assert secret not in run.stdout and secret not in run.stderr
+    routed = subprocess.run([amtool, 'config', 'routes', 'test', '--config.file', str(tmp_path / 'bearer.yml'), '--verify.receivers',
+                             'security-team,incident-response', 'component=incident-response', 'incident_type=security_breach'],
+                            capture_output=True, text=True, check=False)
+    assert routed.returncode == 0, routed.stdout + routed.stderr
