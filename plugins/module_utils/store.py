@@ -71,6 +71,24 @@ def atomic_write(path, data, mode=0o640):
         os.close(dir_fd)
 
 
+def write_if_changed(path, text, mode=0o644, check_mode=False):
+    """Write ``text`` to ``path`` atomically unless it already holds exactly that; returns (changed, previous text)."""
+    previous = None
+    if os.path.exists(path):
+        with open(path, encoding='utf-8') as handle:
+            previous = handle.read()
+    changed = previous != text
+    if changed and not check_mode:
+        directory = os.path.dirname(path) or '.'
+        if not os.path.isdir(directory):
+            raise StoreError('cannot write %s: directory %s does not exist' % (path, directory))
+        try:
+            atomic_write(path, text.encode('utf-8'), mode=mode)
+        except OSError as exc:
+            raise StoreError('cannot write %s: %s' % (path, exc.strerror or exc)) from None
+    return changed, previous
+
+
 def dump_json(document):
     return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + '\n').encode('utf-8')
 

@@ -79,13 +79,11 @@ config:
   type: dict
 '''
 
-import os  # noqa: E402  pylint: disable=wrong-import-position
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import detection  # noqa: E402
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import IncidentResponseError  # noqa: E402
-from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.store import atomic_write  # noqa: E402
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.store import write_if_changed  # noqa: E402
 
 try:
     import yaml
@@ -132,13 +130,10 @@ def main():
     text = yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
     changed = False
     if params['dest']:
-        before = None
-        if os.path.exists(params['dest']):
-            with open(params['dest'], encoding='utf-8') as handle:
-                before = handle.read()
-        changed = before != text
-        if changed and not module.check_mode:
-            atomic_write(params['dest'], text.encode('utf-8'), mode=0o600)
+        try:
+            changed, _before = write_if_changed(params['dest'], text, 0o600, module.check_mode)
+        except IncidentResponseError as exc:
+            module.fail_json(msg=exc.message)
     module.exit_json(changed=changed, config=masked(config))
 
 

@@ -134,8 +134,6 @@ alerts:
   elements: dict
 '''
 
-import os  # noqa: E402  pylint: disable=wrong-import-position
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 
 try:
@@ -147,7 +145,7 @@ except ImportError:  # pragma: no cover - PyYAML comes with ansible-core on the 
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import detection  # noqa: E402
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.catalog import load_catalog  # noqa: E402
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import IncidentResponseError  # noqa: E402
-from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.store import atomic_write  # noqa: E402
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.store import write_if_changed  # noqa: E402
 
 ARGUMENT_SPEC = {
     'catalog': {'type': 'dict'},
@@ -191,18 +189,12 @@ def main():
     result = {'changed': False, 'document': document,
               'alerts': [{'alert': rule['alert'], 'incident_type': rule['labels']['incident_type']} for group in groups for rule in group['rules']]}
     if params['dest']:
-        before = ''
-        if os.path.exists(params['dest']):
-            with open(params['dest'], encoding='utf-8') as handle:
-                before = handle.read()
-        result['changed'] = before != text
+        try:
+            result['changed'], before = write_if_changed(params['dest'], text, 0o644, module.check_mode)
+        except IncidentResponseError as exc:
+            module.fail_json(msg=exc.message)
         if module._diff:  # pylint: disable=protected-access
-            result['diff'] = {'before': before, 'after': text, 'before_header': params['dest'], 'after_header': params['dest']}
-        if result['changed'] and not module.check_mode:
-            directory = os.path.dirname(params['dest']) or '.'
-            if not os.path.isdir(directory):
-                module.fail_json(msg='dest: directory %s does not exist' % directory)
-            atomic_write(params['dest'], text.encode('utf-8'), mode=0o644)
+            result['diff'] = {'before': before or '', 'after': text, 'before_header': params['dest'], 'after_header': params['dest']}
     module.exit_json(**result)
 
 
