@@ -27,15 +27,16 @@ import concurrent.futures
 import datetime
 import getpass
 import hashlib
-import io
 import json
 import os
 import platform
 import re
 import secrets
 import socket
+import stat
 import tarfile
 import threading
+import zlib
 
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import IncidentResponseError, ValidationError
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.k8s import (
@@ -140,6 +141,7 @@ class BundleWriter:
         path = self._path(relative)
         digest = hashlib.sha256()
         size = 0
+        newlines = 0
         truncated = False
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, 'wb') as handle:
@@ -163,6 +165,7 @@ class BundleWriter:
                 handle.write(chunk)
                 digest.update(chunk)
                 size += len(chunk)
+                newlines += chunk.count(b'\n')
                 if truncated:
                     break
             if pending and not truncated:
@@ -174,10 +177,11 @@ class BundleWriter:
                     handle.write(pending)
                     digest.update(pending)
                     size += len(pending)
+                    newlines += pending.count(b'\n')
         # Closing the generator releases the connection even when we stopped early.
         if hasattr(chunks, 'close'):
             chunks.close()
-        return self._record(relative, size, digest.hexdigest(), source, truncated=truncated or False)
+        return self._record(relative, size, digest.hexdigest(), source, truncated=truncated or False, lines=newlines)
 
 
 class EvidenceCollector:  # pylint: disable=too-many-instance-attributes
@@ -258,11 +262,27 @@ class EvidenceCollector:  # pylint: disable=too-many-instance-attributes
 
     # -- plan (check mode) ----------------------------------------------------------------
     def plan(self):
+        """What a capture would take, from list calls only (reads); nothing is written."""
         pods = self.select_pods()
         containers = sum(len(self.containers(pod)) for pod in pods)
         previous = sum(1 for pod in pods for _name, _kind, restarted in self.containers(pod) if restarted) if self.previous else 0
+        lists = [(key, builder(self.namespace)) for _filename, key, builder in NAMESPACED_LISTS]
+        lists += [('events', core_path(self.namespace, 'events')), ('secrets', core_path(self.namespace, 'secrets'))]
+        objects = {}
+
+        def count(key, path):
+            try:
+                document, _source = self.kube.get_json(path)
+                objects[key] = len(document.get('items') or [])
+            except KubernetesError as exc:
+                self._error(key, '*', exc)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix='evidence-plan') as pool:
+            list(pool.map(lambda item: count(*item), lists))
         return {'pods': len(pods), 'container_logs': containers, 'previous_logs': previous,
-                'pod_names': [pod['metadata']['name'] for pod in pods], 'errors': self.errors}
+                'nodes': len({(pod.get('spec') or {}).get('nodeName') for pod in pods} - {None, ''}),
+                'pod_names': [pod['metadata']['name'] for pod in pods], 'objects': dict(sorted(objects.items())),
+                'errors': self.errors}
 
     # -- capture -------------------------------------------------------------------------------
     def capture(self, bundle_dir, incident_id=None):
@@ -348,8 +368,10 @@ class EvidenceCollector:  # pylint: disable=too-many-instance-attributes
             chunks, source = self.kube.stream(path, query)
             until = timeutil.format_ts(self.until)[:-1].encode() if self.until else None
             entry = writer.write_stream(relative, chunks, source + ('?previous=true' if previous else ''), self.limit_bytes, until)
-            if self.tail_lines is not None and entry['truncated'] is False:
-                entry['note'] = 'at most the last %d lines were asked for' % self.tail_lines
+            if self.tail_lines is not None and entry['truncated'] is False and entry['lines'] >= self.tail_lines:
+                # The API gave as many lines as asked for: earlier lines, if the log has any, were not captured.
+                entry['truncated'] = 'tail_lines'
+                entry['note'] = 'the last %d lines only; earlier lines, if any, were not requested' % self.tail_lines
             self._count('previous_logs' if previous else 'logs')
         except KubernetesError as exc:
             self._error('PodLog', '%s/%s%s' % (name, container, ' (previous)' if previous else ''), exc)
@@ -602,57 +624,90 @@ def _hash_file(handle):
     return digest.hexdigest(), size
 
 
+def _directory_contents(path):
+    """``{relative path: (sha256, size)}`` of every file below ``path``, plus the manifest's and digest's bytes."""
+    found, small = {}, {}
+    for directory, _dirs, names in os.walk(path):
+        for name in names:
+            full = os.path.join(directory, name)
+            relative = os.path.relpath(full, path)
+            if not stat.S_ISREG(os.lstat(full).st_mode):
+                found[relative] = ('not a regular file', None)  # never followed: a planted symlink or FIFO
+                continue
+            with open(full, 'rb') as handle:
+                if relative in (MANIFEST, DIGEST):
+                    small[relative] = handle.read()
+                    found[relative] = (hashlib.sha256(small[relative]).hexdigest(), len(small[relative]))
+                else:
+                    found[relative] = _hash_file(handle)
+    return found, small
+
+
+def _archive_contents(path):
+    """The same for a ``.tar.gz``, in one sequential pass: members are hashed as they stream by, never held whole."""
+    found, small = {}, {}
+    tops = set()
+    with tarfile.open(path, 'r|*') as archive:
+        for member in archive:
+            top, _sep, relative = member.name.partition('/')
+            tops.add(top)
+            if not member.isfile() or not relative:
+                continue
+            handle = archive.extractfile(member)
+            if relative in (MANIFEST, DIGEST):
+                small[relative] = handle.read()
+                found[relative] = (hashlib.sha256(small[relative]).hexdigest(), len(small[relative]))
+            else:
+                found[relative] = _hash_file(handle)
+    if len(tops) != 1:
+        raise ValidationError('%s: expected one bundle directory in the archive, found %s' % (path, sorted(tops)))
+    return found, small
+
+
 def verify_bundle(path):
     """Re-hash a bundle (directory or .tar.gz) against its manifest.
 
-    Returns a dict: verified, manifest_sha256_ok, altered, missing, added, files.
+    Returns a dict: verified, manifest_sha256_ok, manifest_sha256, altered, missing, added, files.
+    Files are hashed in blocks (an archive in one streamed pass), so memory does not grow with the bundle.
     """
     if os.path.isdir(path):
-        contents = {}
-        for directory, _dirs, names in os.walk(path):
-            for name in names:
-                full = os.path.join(directory, name)
-                contents[os.path.relpath(full, path)] = full
-        opener = {relative: (lambda full=full: open(full, 'rb')) for relative, full in contents.items()}
-        return _verify(opener)
-    if os.path.isfile(path) and tarfile.is_tarfile(path):
-        with tarfile.open(path, 'r:*') as archive:
-            members = [member for member in archive.getmembers() if member.isfile()]
-            tops = {member.name.split('/', 1)[0] for member in members}
-            if len(tops) != 1:
-                raise ValidationError('%s: expected one bundle directory in the archive, found %s' % (path, sorted(tops)))
-            data = {member.name.split('/', 1)[1]: archive.extractfile(member).read() for member in members if '/' in member.name}
-        return _verify({relative: (lambda blob=blob: io.BytesIO(blob)) for relative, blob in data.items()})
-    raise ValidationError('%s is neither an evidence bundle directory nor a .tar.gz archive' % path)
+        found, small = _directory_contents(path)
+    elif os.path.isfile(path):
+        try:
+            if not tarfile.is_tarfile(path):
+                raise ValidationError('%s is neither an evidence bundle directory nor a .tar.gz archive' % path)
+            found, small = _archive_contents(path)
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+            raise ValidationError('%s: the archive is damaged (%s: %s)' % (path, type(exc).__name__, exc)) from None
+    else:
+        raise ValidationError('%s is neither an evidence bundle directory nor a .tar.gz archive' % path)
+    return compare(found, small)
 
 
-def _verify(opener):
-    if MANIFEST not in opener:
+def compare(found, small):
+    """Compare ``{relative: (sha256, size)}`` with the manifest in ``small`` (the manifest's and digest file's bytes)."""
+    if MANIFEST not in small:
         raise ValidationError('no %s in the bundle: it is not an evidence bundle, or the manifest was removed' % MANIFEST)
-    with opener[MANIFEST]() as handle:
-        raw = handle.read()
-    recorded = None
-    if DIGEST in opener:
-        with opener[DIGEST]() as handle:
-            recorded = handle.read().decode('utf-8', 'replace').split()[0] if handle else None
-    manifest_ok = recorded == hashlib.sha256(raw).hexdigest()
+    raw = small[MANIFEST]
+    actual = hashlib.sha256(raw).hexdigest()
+    recorded = (small.get(DIGEST) or b'').decode('utf-8', 'replace').split()
+    manifest_ok = bool(recorded) and recorded[0] == actual
     try:
         manifest = json.loads(raw)
         listed = {entry['path']: entry for entry in manifest['files']}
     except (ValueError, KeyError, TypeError):
-        return {'verified': False, 'manifest_sha256_ok': manifest_ok, 'altered': [MANIFEST], 'missing': [], 'added': [], 'files': 0}
+        return {'verified': False, 'manifest_sha256_ok': manifest_ok, 'manifest_sha256': actual, 'altered': [MANIFEST],
+                'missing': [], 'added': [], 'files': 0}
     altered, missing = [], []
     for relative, entry in sorted(listed.items()):
-        if relative not in opener:
+        if relative not in found:
             missing.append(relative)
-            continue
-        with opener[relative]() as handle:
-            digest, size = _hash_file(handle)
-        if digest != entry['sha256'] or size != entry['size']:
+        elif found[relative] != (entry.get('sha256'), entry.get('size')):
             altered.append(relative)
-    added = sorted(relative for relative in opener if relative not in listed and relative not in (MANIFEST, DIGEST))
+    added = sorted(relative for relative in found if relative not in listed and relative not in (MANIFEST, DIGEST))
+    if DIGEST not in found:
+        missing.append(DIGEST)
     if not manifest_ok:
         altered.insert(0, MANIFEST)
     return {'verified': not (altered or missing or added) and manifest_ok, 'manifest_sha256_ok': manifest_ok,
-            'manifest_sha256': hashlib.sha256(raw).hexdigest(), 'altered': altered, 'missing': missing, 'added': added,
-            'files': len(listed)}
+            'manifest_sha256': actual, 'altered': altered, 'missing': missing, 'added': added, 'files': len(listed)}

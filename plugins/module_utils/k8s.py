@@ -81,6 +81,8 @@ class Kubernetes:
         if params.get('ca_cert'):
             configuration.ssl_ca_cert = params['ca_cert']
         configuration.verify_ssl = params.get('validate_certs', True)
+        # One pooled connection per worker thread (the default, 5 per CPU, would make workers open and drop connections).
+        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, int(params.get('workers') or 0) + 2)
         self.timeout = params.get('request_timeout') or 30.0
         self.api = k8s_client.ApiClient(configuration)
         self.host = configuration.host

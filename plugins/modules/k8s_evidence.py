@@ -75,10 +75,12 @@ options:
     description: Drop log lines after this time (RFC 3339); events after it are kept in C(events.json) and left out of C(events-in-window.json).
     type: str
   tail_lines:
-    description: At most this many of the last lines of each log.
+    description:
+      - At most this many of the last lines of each log.
+      - A log that fills the quota is recorded as truncated (reason V(tail_lines)), since earlier lines may exist.
     type: int
   limit_bytes:
-    description: At most this many bytes of each log (the rest is recorded as truncated).
+    description: At most this many bytes of each log (the rest is recorded as truncated); V(0) for no limit.
     type: int
     default: 104857600
   previous:
@@ -194,7 +196,7 @@ bytes:
   returned: success, not in check mode
   type: int
 truncated:
-  description: Files cut short by O(limit_bytes) or O(until), with the reason.
+  description: Files cut short by O(limit_bytes), O(until) or O(tail_lines), with the reason.
   returned: success, not in check mode
   type: list
   elements: dict
@@ -208,9 +210,13 @@ registered:
   returned: always
   type: bool
 would_capture:
-  description: In check mode, the pods and logs that would be captured.
+  description:
+    - In check mode, what would be captured, from list calls only; nothing is written and nothing registered.
+    - C(pods), C(container_logs), C(previous_logs), C(nodes), C(pod_names), C(objects) (items per listed kind,
+      for example C(services), C(configmaps), C(secrets), C(events)) and C(errors).
   returned: check mode
   type: dict
+  sample: {pods: 3, container_logs: 6, previous_logs: 1, nodes: 2, objects: {services: 2, secrets: 3}}
 '''
 
 import json  # noqa: E402  pylint: disable=wrong-import-position
@@ -277,8 +283,8 @@ def run(module):
         module.fail_json(msg='prometheus_queries needs prometheus_url')
     incident_id = rec.validate_id(params['incident_id'], 'incident_id') if params['incident_id'] else None
     store = module.incident_store()
-    if incident_id and not module.check_mode:
-        store.read(incident_id)  # fail before capturing when the incident does not exist
+    if incident_id:
+        store.read(incident_id)  # fail before capturing (or planning) when the incident does not exist
     kube = Kubernetes(params)
     prometheus = None
     if params['prometheus_url']:
@@ -291,6 +297,8 @@ def run(module):
     try:
         if module.check_mode:
             plan = collector.plan()
+            if not plan['pods']:
+                module.warn('no pod of namespace %s matches the selection' % params['namespace'])
             return {'changed': False, 'would_capture': plan, 'errors': plan['errors'], 'registered': False}
         store.ensure()
         bundle_dir = evidence.new_bundle_dir(store.root, incident_id)
@@ -303,6 +311,8 @@ def run(module):
         module.fail_json(msg='nothing could be captured from namespace %s: %s' % (
             params['namespace'], '; '.join('%s %s: %s' % (e['kind'], e['name'], e['reason']) for e in manifest['errors'][:5])),
             errors=manifest['errors'], registered=False)
+    if not manifest['counts'].get('pods'):
+        module.warn('no pod of namespace %s was captured (none matched, or listing them failed: see errors)' % params['namespace'])
     result = {
         'changed': True, 'bundle': bundle_dir, 'manifest_sha256': digest, 'counts': manifest['counts'], 'files': len(captured),
         'bytes': sum(entry['size'] for entry in captured), 'errors': manifest['errors'],
@@ -311,9 +321,14 @@ def run(module):
     if params['archive']:
         result['archive'], result['archive_sha256'] = evidence.make_archive(bundle_dir)
     if incident_id:
-        module.incident_service(store).update(incident_id, {'evidence': [{'path': bundle_dir, 'sha256': digest, 'details': {
-            'archive': result.get('archive'), 'archive_sha256': result.get('archive_sha256'), 'counts': manifest['counts'],
-            'errors': len(manifest['errors']), 'namespace': params['namespace']}}]})
+        try:
+            module.incident_service(store).update(incident_id, {'evidence': [{'path': bundle_dir, 'sha256': digest, 'details': {
+                'archive': result.get('archive'), 'archive_sha256': result.get('archive_sha256'), 'counts': manifest['counts'],
+                'errors': len(manifest['errors']), 'namespace': params['namespace']}}]})
+        except IncidentResponseError as exc:
+            # The bundle exists: say where, so that it can be registered by hand rather than lost.
+            module.fail_json(msg='evidence captured in %s (manifest SHA-256 %s) but not registered in %s: %s' % (
+                bundle_dir, digest, incident_id, exc.message), **result)
         result['registered'] = True
     return result
 
