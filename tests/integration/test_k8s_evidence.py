@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import base64
 import gzip
+import http.server
 import json
 import os
+import threading
+import urllib.parse
 
 import pytest
 
@@ -152,6 +155,8 @@ def test_check_mode_writes_nothing(kube, tmp_path, store_dir):
     assert run.rc == 0, run
     plan = run.result('capture')['would_capture']
     assert plan['pods'] == 3 and plan['container_logs'] == 6 and plan['previous_logs'] == 1
+    assert plan['objects']['secrets'] >= 1 and plan['objects']['services'] >= 1 and plan['objects']['configmaps'] >= 1
+    assert not any(request['subresource'] == 'log' for request in kube.requests), 'check mode reads lists only'
     assert not os.path.exists(store_dir)
     assert kube.writes() == []
 
@@ -167,3 +172,74 @@ def test_nothing_captured_fails_clearly(kube, tmp_path, store_dir):
     assert "not a valid Kubernetes namespace name" in run.result('bad namespace')['msg']
     evidence_dir = os.path.join(store_dir, 'evidence')
     assert not os.path.exists(evidence_dir) or not any(name for _d, _s, names in os.walk(evidence_dir) for name in names)
+
+
+class FakePrometheus(http.server.ThreadingHTTPServer):
+    """The Prometheus HTTP API on a loopback port: answers /api/v1/query and /api/v1/query_range, 500 for 'broken'."""
+
+    def __init__(self):
+        super().__init__(('127.0.0.1', 0), _PrometheusHandler)
+        self.seen = []
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return 'http://127.0.0.1:%d' % self.server_address[1]
+
+
+class _PrometheusHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802  pylint: disable=invalid-name
+        url = urllib.parse.urlsplit(self.path)
+        params = dict(urllib.parse.parse_qsl(url.query))
+        self.server.seen.append((url.path, params))
+        if params.get('query') == 'broken':
+            body, status = {'status': 'error', 'error': 'boom'}, 500
+        elif url.path == '/api/v1/query_range':
+            body, status = {'status': 'success', 'data': {'resultType': 'matrix', 'result': [
+                {'metric': {'job': 'slurm-exporter'}, 'values': [[1769860800, '1'], [1769860830, '0']]}]}}, 200
+        else:
+            body, status = {'status': 'success', 'data': {'resultType': 'vector', 'result': [
+                {'metric': {'job': 'slurm-exporter'}, 'value': [1769860800, '0']}]}}, 200
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):  # pylint: disable=arguments-differ
+        pass
+
+
+def test_prometheus_snapshot_and_unsupported_checkpoint(kube, tmp_path, store_dir):
+    prometheus = FakePrometheus()
+    try:
+        tasks = [{'name': 'capture', EVIDENCE: {
+            'namespace': NS, 'label_selectors': ['app=slurm-exporter'], 'checkpoint': True, 'archive': False,
+            'prometheus_url': prometheus.url, 'prometheus_queries': [
+                {'name': 'up', 'query': 'up{job="slurm-exporter"}'},
+                {'name': 'errors', 'query': 'rate(slurm_exporter_collector_errors_total[5m])',
+                 'start': '2026-01-31T12:00:00Z', 'end': '2026-01-31T12:30:00Z', 'step': '30s'},
+                {'name': 'broken', 'query': 'broken'}]}}]
+        run = run_playbook(write_playbook(tmp_path, tasks, module_defaults={GROUP: {'store': store_dir}}),
+                           env={'K8S_AUTH_KUBECONFIG': kube.kubeconfig})
+    finally:
+        prometheus.shutdown()
+        prometheus.server_close()
+    assert run.rc == 0, run
+    result = run.result('capture')
+    bundle = result['bundle']
+    snapshot = json.load(open(os.path.join(bundle, 'prometheus.json'), encoding='utf-8'))
+    by_name = {entry['name']: entry for entry in snapshot['results']}
+    assert by_name['up']['response']['data']['resultType'] == 'vector'
+    assert by_name['errors']['endpoint'] == '/api/v1/query_range' and by_name['errors']['response']['data']['resultType'] == 'matrix'
+    assert ('/api/v1/query_range', {'query': 'rate(slurm_exporter_collector_errors_total[5m])', 'start': '2026-01-31T12:00:00Z',
+                                    'end': '2026-01-31T12:30:00Z', 'step': '30s'}) in prometheus.seen
+    assert 'error' in by_name['broken'] and ('Prometheus', 'broken') in {(e['kind'], e['name']) for e in result['errors']}
+    attempts = json.load(open(os.path.join(bundle, 'checkpoint.json'), encoding='utf-8'))
+    assert len(attempts) == 3 and {attempt['result'] for attempt in attempts} == {'unsupported'}
+    assert all(attempt['source'].startswith('POST /api/v1/nodes/') for attempt in attempts)
+    assert result['counts']['prometheus_queries'] == 3 and not result['counts'].get('checkpoints')
+    assert 'archive' not in result
+    manifest = json.load(open(os.path.join(bundle, 'manifest.json'), encoding='utf-8'))
+    assert {'prometheus.json', 'checkpoint.json'} <= {entry['path'] for entry in manifest['files']}
