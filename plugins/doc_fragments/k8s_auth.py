@@ -14,7 +14,8 @@ class ModuleDocFragment:
 options:
   kubeconfig:
     description:
-      - Path to a kubeconfig. If not set, E(K8S_AUTH_KUBECONFIG), then the client's default (C(~/.kube/config)).
+      - Path to a kubeconfig. If not set, E(K8S_AUTH_KUBECONFIG), then the client's default (C(~/.kube/config)),
+        then, when running in a pod, its service account.
     type: path
   context:
     description: Context of the kubeconfig to use (E(K8S_AUTH_CONTEXT)).

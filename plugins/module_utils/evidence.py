@@ -93,11 +93,20 @@ def scrub_secret(secret):
 
 
 def strip_last_applied(obj):
-    """Objects keep their own fields; only a Secret's last-applied annotation would carry values, but none is kept."""
+    """The object with its last-applied-configuration annotation replaced by the annotation's SHA-256.
+
+    The annotation is a copy of the manifest as last applied, and it is stale after any edit or patch
+    that is not an apply: a literal credential removed from a pod template (or a ConfigMap) by
+    ``kubectl edit`` stays in it. Its digest still lets a responder check the object against a known
+    manifest. Secrets never get here: :func:`scrub_secret` drops their annotation outright.
+    """
     meta = obj.get('metadata') or {}
-    if LAST_APPLIED in (meta.get('annotations') or {}):
-        meta = dict(meta, annotations={k: v for k, v in meta['annotations'].items() if k != LAST_APPLIED})
-        obj = dict(obj, metadata=meta)
+    annotations = meta.get('annotations') or {}
+    if LAST_APPLIED in annotations:
+        value = annotations[LAST_APPLIED]
+        digest = hashlib.sha256(str(value).encode('utf-8', 'replace')).hexdigest()
+        annotations = dict(annotations, **{LAST_APPLIED: 'removed by k8s_evidence; sha256:%s' % digest})
+        obj = dict(obj, metadata=dict(meta, annotations=annotations))
     return obj
 
 

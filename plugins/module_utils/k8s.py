@@ -72,7 +72,7 @@ class Kubernetes:
                 k8s_config.load_kube_config(config_file=params.get('kubeconfig'), context=params.get('context'),
                                             client_configuration=configuration)
         except (ConfigException, OSError) as exc:
-            if not params.get('host'):
+            if not params.get('host') and not self._in_cluster(params, configuration):
                 raise IncidentResponseError('cannot load the kubeconfig %s: %s' % (params.get('kubeconfig') or '(default)', exc)) from None
         if params.get('host'):
             configuration.host = params['host']
@@ -87,6 +87,17 @@ class Kubernetes:
         self.api = k8s_client.ApiClient(configuration)
         self.host = configuration.host
         self.successful_calls = 0  # answered requests other than /version: did anything reach the data?
+
+    @staticmethod
+    def _in_cluster(params, configuration):
+        """Fall back to the pod's service account (AWX, EDA in a cluster) when no kubeconfig was named and none exists."""
+        if params.get('kubeconfig') or params.get('context'):
+            return False
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        except ConfigException:
+            return False
+        return True
 
     def close(self):
         self.api.close()

@@ -23,6 +23,8 @@ description:
     roles they grant; the Nodes hosting the pods (conditions, kubelet version).
   - Secrets as metadata only (name, type, keys, SHA-256 and size of each value). No secret value is written or
     returned, and the C(last-applied-configuration) annotation (which would repeat them) is dropped.
+  - On other objects that annotation is replaced by its SHA-256, since after an edit that was not an apply it can
+    still hold a literal credential that was removed from the object.
   - Optionally the results of Prometheus queries, and kubelet checkpoints of the containers (recorded as
     unsupported where the cluster does not offer the API).
   - C(manifest.json) lists every file with its path, size, SHA-256, API source and UTC collection time, the

@@ -171,6 +171,7 @@ class FakeKube:
 
 
 NS = 'slurm-exporter'
+STALE = json.dumps({'data': {'password': 'STALE-literal-removed-by-kubectl-edit'}})
 
 
 def fake_cluster():
@@ -189,7 +190,7 @@ def fake_cluster():
         '/apis/apps/v1/namespaces/%s/replicasets/exp-rs' % NS: {'metadata': {'name': 'exp-rs', 'ownerReferences': []}},
         base + '/events': {'items': [{'metadata': {'name': 'e1'}, 'involvedObject': {'kind': 'Pod', 'name': 'exp-1'}, 'reason': 'BackOff'}]},
         base + '/services': {'items': [{'metadata': {'name': 'exp'}}]},
-        base + '/configmaps': {'items': [{'metadata': {'name': 'cfg', 'annotations': {evidence.LAST_APPLIED: '{}'}}, 'data': {'a': 'b'}}]},
+        base + '/configmaps': {'items': [{'metadata': {'name': 'cfg', 'annotations': {evidence.LAST_APPLIED: STALE}}, 'data': {'a': 'b'}}]},
         base + '/secrets': {'items': [secret]},
         base + '/endpoints': KubernetesError('GET endpoints: 500', 500, 'Internal Server Error', 'GET %s/endpoints' % base),
         base + '/serviceaccounts/exp': {'metadata': {'name': 'exp'}},
@@ -227,8 +228,13 @@ def test_capture_with_failures_tail_lines_and_no_secret_values(tmp_path):
             with open(os.path.join(directory, name), 'rb') as handle:
                 content = handle.read()
             assert PLANTED.encode() not in content and base64.b64encode(PLANTED.encode()) not in content, name
+            assert b'STALE-literal' not in content, name
     with open(os.path.join(root, 'configmaps.json'), encoding='utf-8') as handle:
-        assert evidence.LAST_APPLIED not in handle.read()
+        configmap = json.load(handle)[0]
+    # a stale literal in the last-applied copy is replaced by the copy's digest
+    assert configmap['metadata']['annotations'][evidence.LAST_APPLIED] == 'removed by k8s_evidence; sha256:%s' % (
+        hashlib.sha256(STALE.encode()).hexdigest())
+    assert configmap['data'] == {'a': 'b'}
 
 
 def test_plan_counts_from_lists_only(tmp_path):
@@ -254,3 +260,19 @@ def test_bad_names_rejected():
         evidence.EvidenceCollector(FakeKube({}), NS, objects=[{'kind': 'Pod', 'name': 'a/../../b'}])
     with pytest.raises(ValidationError, match='since'):
         evidence.EvidenceCollector(FakeKube({}), NS, since='2026-02-01T00:00:00Z', until='2026-01-01T00:00:00Z')
+
+
+def test_in_cluster_fallback_only_without_a_named_kubeconfig(monkeypatch, tmp_path):
+    from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import k8s  # pylint: disable=import-outside-toplevel
+
+    monkeypatch.setenv('KUBECONFIG', str(tmp_path / 'none'))
+
+    def in_cluster(client_configuration):
+        client_configuration.host = 'https://10.0.0.1:443'
+
+    monkeypatch.setattr(k8s.k8s_config, 'load_incluster_config', in_cluster)
+    kube = k8s.Kubernetes({'workers': 20})
+    assert kube.host == 'https://10.0.0.1:443' and kube.api.configuration.connection_pool_maxsize >= 22
+    kube.close()
+    with pytest.raises(k8s.IncidentResponseError, match='cannot load the kubeconfig'):
+        k8s.Kubernetes({'kubeconfig': str(tmp_path / 'named-but-absent')})
