@@ -34,7 +34,8 @@ NS = 'slurm-exporter'
 MEASURE = r'''
 import resource, subprocess, sys, time
 start = time.perf_counter()
-done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+with open(sys.argv[1], 'wb') as out:
+    done = subprocess.run(sys.argv[2:], stdout=out, stderr=subprocess.PIPE, text=True)
 elapsed = time.perf_counter() - start
 print('%d %.3f %d' % (done.returncode, elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
 sys.stderr.write(done.stderr[-3000:] if done.returncode else '')
@@ -49,16 +50,19 @@ def playbook(path, tasks):
     return path
 
 
-def measure(playbook_path, kubeconfig, timeout):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS + os.pathsep + os.path.expanduser('~/.ansible/collections'),
+def measure(playbook_path, kubeconfig, timeout, callback='ansible.builtin.default'):
+    """``(seconds, peak RSS MB, path of the run's stdout)`` of one ansible-playbook run."""
+    output = playbook_path + '.out'
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK=callback,
+               ANSIBLE_COLLECTIONS_PATH=COLLECTIONS + os.pathsep + os.path.expanduser('~/.ansible/collections'),
                K8S_AUTH_KUBECONFIG=kubeconfig, ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR='1',
                ANSIBLE_CONFIG=os.path.join(REPO_ROOT, 'ansible.cfg'))
-    done = subprocess.run([sys.executable, '-c', MEASURE, 'ansible-playbook', '-i', 'localhost,', playbook_path],
+    done = subprocess.run([sys.executable, '-c', MEASURE, output, 'ansible-playbook', '-i', 'localhost,', playbook_path],
                           capture_output=True, text=True, env=env, timeout=timeout, check=False)
     fields = done.stdout.split()
     if len(fields) != 3 or fields[0] != '0':
         raise RuntimeError('run failed: %s %s' % (done.stdout, done.stderr[-3000:]))
-    return float(fields[1]), int(fields[2]) / 1024.0
+    return float(fields[1]), int(fields[2]) / 1024.0, output
 
 
 class EmulatorProcess:
@@ -85,7 +89,12 @@ def evidence_run(workdir, kubeconfig, timeout):
         'name': 'capture', 'slurm_exporter.incident_response.k8s_evidence': {
             'namespace': NS, 'label_selectors': ['app=slurm-exporter'], 'store': store, 'archive': True}}])
     try:
-        return measure(path, kubeconfig, timeout)
+        seconds, rss, output = measure(path, kubeconfig, timeout, callback='ansible.builtin.json')
+        with open(output, encoding='utf-8') as handle:
+            text = handle.read()
+        result = json.loads(text[text.find('{'):])['plays'][0]['tasks'][0]['hosts']['localhost']
+        counts = result['counts']
+        return seconds, rss, '%d pods, %d logs, %d errors' % (counts.get('pods', 0), counts.get('logs', 0), len(result['errors']))
     finally:
         shutil.rmtree(store, ignore_errors=True)
 
@@ -98,7 +107,13 @@ def loop_run(workdir, kubeconfig, timeout):
          'loop': "{{ pods.resources | map(attribute='metadata.name') | product(['connectivity-check', 'slurm-exporter']) | list }}",
          'register': 'logs'},
     ])
-    return measure(path, kubeconfig, timeout)
+    seconds, rss, output = measure(path, kubeconfig, timeout)
+    logs = 0
+    with open(output, encoding='utf-8', errors='replace') as handle:
+        for line in handle:
+            logs += line.startswith('ok: [localhost] => (item=')
+    pods = logs // 2
+    return seconds, rss, '%d pods, %d logs' % (pods, logs)
 
 
 def main():
@@ -121,13 +136,14 @@ def main():
         for pods, mib in runs:
             emulator = EmulatorProcess(pods, int(mib * 1024 * 1024), workdir)
             try:
-                seconds, rss = evidence_run(workdir, emulator.kubeconfig, args.timeout)
+                seconds, rss, captured = evidence_run(workdir, emulator.kubeconfig, args.timeout)
                 loop = None
                 if pods in baseline_sizes and mib == args.log_mib:
                     loop = loop_run(workdir, emulator.kubeconfig, args.timeout)
-                    rows.append([pods, '%g MiB' % mib, 'k8s_info + k8s_log loop (baseline)', '%.1f' % loop[0], '%.0f' % loop[1], '1.0x'])
+                    rows.append([pods, '%g MiB' % mib, 'k8s_info + k8s_log loop (baseline)', '%.1f' % loop[0], '%.0f' % loop[1],
+                                 '1.0x', loop[2]])
                 rows.append([pods, '%g MiB' % mib, 'k8s_evidence', '%.1f' % seconds, '%.0f' % rss,
-                             '%.1fx' % (loop[0] / seconds) if loop else '-'])
+                             '%.1fx' % (loop[0] / seconds) if loop else '-', captured])
                 sys.stderr.write('done: %d pods, %g MiB\n' % (pods, mib))
             finally:
                 emulator.stop()
@@ -135,7 +151,7 @@ def main():
         shutil.rmtree(workdir, ignore_errors=True)
     print_table('Evidence capture: %s pods x 2 containers; wall time and peak RSS of the largest process (same run)'
                 % '/'.join(str(size) for size in sizes),
-                ['pods', 'log per container', 'method', 'seconds', 'peak RSS MB', 'speed-up vs loop'], rows)
+                ['pods', 'log per container', 'method', 'seconds', 'peak RSS MB', 'speed-up vs loop', 'captured'], rows)
 
 
 if __name__ == '__main__':
