@@ -81,6 +81,9 @@ class Kubernetes:
         if params.get('ca_cert'):
             configuration.ssl_ca_cert = params['ca_cert']
         configuration.verify_ssl = params.get('validate_certs', True)
+        # A refused connection is retried twice; a request that timed out is not (urllib3 would by default, making one
+        # hung call cost four time-outs): it is recorded, and capture goes on.
+        configuration.retries = urllib3.util.Retry(total=2, connect=2, read=0, redirect=0, status=0, backoff_factor=0.2)
         # One pooled connection per worker thread (the default, 5 per CPU, would make workers open and drop connections).
         configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, int(params.get('workers') or 0) + 2)
         self.timeout = params.get('request_timeout') or 30.0
@@ -115,7 +118,8 @@ class Kubernetes:
         except k8s_client.ApiException as exc:
             raise KubernetesError('%s: %s %s' % (source, exc.status, exc.reason), exc.status or 0, exc.reason or '', source) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubernetesError('%s: no answer (%s)' % (source, type(exc).__name__), 0, str(exc)[:200], source) from None
+            reason = describe_failure(exc, timeout or self.timeout)
+            raise KubernetesError('%s: no answer (%s)' % (source, reason), 0, reason, source) from None
         if response.status >= 400:
             raw = response.read()
             reason = response.reason or ''
@@ -144,7 +148,8 @@ class Kubernetes:
             try:
                 yield from response.response.stream(chunk_size)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise KubernetesError('%s: the stream broke (%s)' % (source, type(exc).__name__), 0, str(exc)[:200], source) from None
+                reason = describe_failure(exc, timeout or self.timeout)
+                raise KubernetesError('%s: the stream broke (%s)' % (source, reason), 0, reason, source) from None
             finally:
                 response.response.release_conn()
 
@@ -153,6 +158,20 @@ class Kubernetes:
     def post_json(self, path, body=None):
         response, source = self._send(path, method='POST', body=body)
         return json.loads(response.read() or b'{}'), source
+
+
+def describe_failure(exc, timeout):
+    """A short reason for a request that got no (complete) answer: time-out, refused connection, or the error's type."""
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    # NewConnectionError derives from urllib3's ConnectTimeoutError: test it first.
+    if isinstance(exc, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)):
+        return 'connection refused or unreachable'
+    if isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)):
+        return 'timed out after %gs' % timeout
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return 'connection broken'
+    return type(exc).__name__
 
 
 def core_path(namespace, plural, name=None, sub=None):

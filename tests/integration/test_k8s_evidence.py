@@ -124,11 +124,16 @@ def test_failing_log_is_recorded_and_the_rest_captured(kube, tmp_path, store_dir
     broken = pods(kube)[1]
     kube.add_fault('GET', r'/pods/%s/log$' % broken, status=500)
     kube.add_fault('GET', r'/ingresses$', status=403, reason='Forbidden')
-    run = run_playbook(capture_playbook(tmp_path, store_dir, workers=4), env={'K8S_AUTH_KUBECONFIG': kube.kubeconfig})
+    kube.add_fault('GET', r'/persistentvolumeclaims$', status=404, reason='NotFound')
+    kube.add_fault('GET', r'/configmaps$', hang=True, delay=6)  # answers after the client gave up: a time-out
+    run = run_playbook(capture_playbook(tmp_path, store_dir, workers=4, request_timeout=2),
+                       env={'K8S_AUTH_KUBECONFIG': kube.kubeconfig})
     assert run.rc == 0, run
     result = run.result('capture')
     failed = {(error['kind'], error['status']) for error in result['errors']}
-    assert ('PodLog', 500) in failed and ('ingresses', 403) in failed
+    assert {('PodLog', 500), ('ingresses', 403), ('persistentvolumeclaims', 404), ('configmaps', 0)} <= failed
+    assert [error['reason'] for error in result['errors'] if error['kind'] == 'configmaps'] == ['timed out after 2s']
+    assert result['counts']['services'] >= 1 and result['counts']['secrets'] >= 1 and 'configmaps' not in result['counts']
     assert result['counts']['logs'] == 4 and result['counts']['pods'] == 3
     manifest = json.load(open(os.path.join(result['bundle'], 'manifest.json'), encoding='utf-8'))
     assert any(broken in error['name'] for error in manifest['errors'])

@@ -276,3 +276,18 @@ def test_in_cluster_fallback_only_without_a_named_kubeconfig(monkeypatch, tmp_pa
     kube.close()
     with pytest.raises(k8s.IncidentResponseError, match='cannot load the kubeconfig'):
         k8s.Kubernetes({'kubeconfig': str(tmp_path / 'named-but-absent')})
+
+
+def test_refused_connection_is_a_short_recorded_reason():
+    import socket  # pylint: disable=import-outside-toplevel
+    from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import k8s  # pylint: disable=import-outside-toplevel
+
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]  # closed again before the request: nothing listens there
+    kube = k8s.Kubernetes({'host': 'http://127.0.0.1:%d' % port, 'request_timeout': 2})
+    with pytest.raises(k8s.KubernetesError) as caught:
+        kube.get_json('/api/v1/namespaces/ns/pods')
+    kube.close()
+    assert (caught.value.status, caught.value.reason) == (0, 'connection refused or unreachable')
+    assert caught.value.source == 'GET /api/v1/namespaces/ns/pods'
