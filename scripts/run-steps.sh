@@ -28,5 +28,5 @@ printf '%-16s %5ss\n' total "$((SECONDS - total_start))"
 if [ "${#failed[@]}" -gt 0 ]; then
   printf 'failed steps: %s\n' "${failed[*]}"
 fi
-printf 'steps: %d passed, %d failed\n' "$(($# - ${#failed[@]}))" "${#failed[@]}"
+printf 'make test: %d of %d steps passed\n' "$(($# - ${#failed[@]}))" "$#"
 [ "${#failed[@]}" -eq 0 ]
