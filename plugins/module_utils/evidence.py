@@ -114,6 +114,30 @@ def utc_ts():
     return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
+def _lines_until(chunks, until, state):
+    """Re-cut ``chunks`` at line ends and stop before the first line stamped after ``until``.
+
+    ``state['cut']`` is set when a whole line was dropped for being too late.
+    """
+    pending = b''
+    for chunk in chunks:
+        pending += chunk
+        lines = pending.split(b'\n')
+        pending = lines.pop()
+        out = []
+        for line in lines:
+            match = TS_PREFIX.match(line)
+            if match and match.group(1) > until:
+                state['cut'] = True
+                yield b''.join(out)
+                return
+            out.append(line + b'\n')
+        yield b''.join(out)
+    match = TS_PREFIX.match(pending)
+    if pending and not (match and match.group(1) > until):
+        yield pending
+
+
 class BundleWriter:
     """Writes files into a bundle directory and keeps the manifest entries (thread-safe)."""
 
@@ -152,22 +176,11 @@ class BundleWriter:
         size = 0
         newlines = 0
         truncated = False
+        state = {'cut': False}
+        pieces = chunks if until is None else _lines_until(chunks, until, state)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, 'wb') as handle:
-            pending = b''
-            for chunk in chunks:
-                if until is not None:
-                    pending += chunk
-                    lines = pending.split(b'\n')
-                    pending = lines.pop()
-                    out = []
-                    for line in lines:
-                        match = TS_PREFIX.match(line)
-                        if match and match.group(1) > until:
-                            truncated = 'until'
-                            break
-                        out.append(line + b'\n')
-                    chunk = b''.join(out)
+            for chunk in pieces:
                 if limit is not None and size + len(chunk) > limit:
                     chunk = chunk[:limit - size]
                     truncated = 'limit_bytes'
@@ -177,16 +190,8 @@ class BundleWriter:
                 newlines += chunk.count(b'\n')
                 if truncated:
                     break
-            if pending and not truncated:
-                match = TS_PREFIX.match(pending)
-                if not (until is not None and match and match.group(1) > until):
-                    if limit is not None and size + len(pending) > limit:
-                        pending = pending[:limit - size]
-                        truncated = 'limit_bytes'
-                    handle.write(pending)
-                    digest.update(pending)
-                    size += len(pending)
-                    newlines += pending.count(b'\n')
+        if not truncated and state['cut']:
+            truncated = 'until'
         # Closing the generator releases the connection even when we stopped early.
         if hasattr(chunks, 'close'):
             chunks.close()
