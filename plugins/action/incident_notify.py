@@ -26,7 +26,13 @@ def read_incident(action, args, task_vars):
     result = action._execute_module(module_name=INFO, module_args=info_args, task_vars=task_vars)  # pylint: disable=protected-access
     if result.get('failed'):
         raise AnsibleActionFail(result.get('msg', 'cannot read incident %s' % args.get('id')))
-    return result['incident']
+    return result['incident']  # None in check mode for an incident an earlier task would open (planned)
+
+
+def planned_result(args, what):
+    """Check mode, for the incident an earlier task of the run would open: say what would happen."""
+    return {'changed': True, 'planned': True, 'id': args.get('id'),
+            'msg': 'check mode: incident %s would be opened by an earlier task of this run; %s' % (args.get('id'), what)}
 
 
 def profile_for(args, record):
@@ -49,6 +55,9 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail('id: the incident to notify about is required (INC-YYYYMMDD-NNNN)')
         if args.get('messages') is None:
             record = read_incident(self, args, task_vars)
+            if record is None:
+                result.update(planned_result(args, 'the %s notification would be sent' % (args.get('template') or 'initial')))
+                return result
             args['messages'] = render_notification(args.get('template') or 'initial', record, profile_for(args, record),
                                                    args.get('context'), args.get('template_dir'))
         result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.slurm_exporter.incident_response.plugins.action.incident_notify import INFO, profile_for, read_incident
+from ansible_collections.slurm_exporter.incident_response.plugins.action.incident_notify import INFO, planned_result, profile_for, read_incident
 from ansible_collections.slurm_exporter.incident_response.plugins.plugin_utils.report import render_incident_report, render_trends
 
 MODULE = 'slurm_exporter.incident_response.incident_report'
@@ -30,6 +30,9 @@ class ActionModule(ActionBase):
                 if not args.get('id'):
                     raise AnsibleActionFail('id: required for kind=incident (INC-YYYYMMDD-NNNN)')
                 record = read_incident(self, args, task_vars)
+                if record is None:
+                    result.update(planned_result(args, 'its report would be written'))
+                    return result
                 rendered = render_incident_report(record, profile_for(args, record), args.get('context'), args.get('template_dir'))
                 args['rendered'] = {'markdown': rendered['markdown'], 'html': rendered['html'], 'metrics': rendered['metrics']}
             elif kind == 'trends':

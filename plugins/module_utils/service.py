@@ -21,7 +21,8 @@ from ansible_collections.slurm_exporter.incident_response.plugins.module_utils i
 class Outcome:
     """What an operation did."""
 
-    def __init__(self, before, after, changed, created=False, attached=False, skipped=None):
+    def __init__(self, before, after, changed, created=False, attached=False, skipped=None, planned_id=None):
+        self.planned_id = planned_id
         self.before = before
         self.after = after
         self.changed = changed
@@ -34,11 +35,13 @@ class Outcome:
             'changed': self.changed,
             'created': self.created,
             'attached': self.attached,
-            'id': (self.after or {}).get('id'),
+            'id': (self.after or {}).get('id') or self.planned_id,
             'incident': self.after,
         }
         if self.skipped:
             result['skipped_reason'] = self.skipped
+        if self.planned_id:
+            result['planned'] = True
         return result
 
 
@@ -61,6 +64,15 @@ class IncidentService:
         if changed and not self.check_mode:
             after = self.store.write(after, self.actor, operation, before)
         return changed, after
+
+    def _read(self, incident_id):
+        """The record, or None in check mode for the incident an earlier task of this run would open."""
+        return self.store.read_or_planned(incident_id, self.clock())
+
+    @staticmethod
+    def _planned(incident_id):
+        return Outcome(None, None, True, planned_id=incident_id, skipped='check mode: incident %s would be opened by an earlier task of this run; '
+                                                 'this change would apply to it' % incident_id)
 
     def find_id(self, incident_id=None, fingerprint=None):
         """The id to act on: ``incident_id`` (validated) or the unresolved incident holding ``fingerprint``."""
@@ -121,6 +133,11 @@ class IncidentService:
                 self._apply_edits(after, prepared_edits, now)
                 changed, after = self._commit(before, after, 'attach')
                 return Outcome(before, after, changed, attached=True)
+            handled = self._handled_by_resolved(entries, index)
+            if handled is not None:
+                return Outcome(handled, handled, False, attached=True,
+                               skipped='alert(s) %s belong to incident %s, which is resolved: the same firing (fingerprint and '
+                                       'startsAt) is not opened twice' % (', '.join(fingerprints), handled['id']))
             if entries and all(entry['status'] == 'resolved' for entry in entries):
                 return Outcome(None, None, False, skipped='resolved alert(s) %s match no open incident; nothing to open'
                                % ', '.join(fingerprints))
@@ -136,6 +153,24 @@ class IncidentService:
                 after = self.store.write(after, self.actor, 'open')
             return Outcome(None, after, True, created=True)
 
+    def _handled_by_resolved(self, entries, index):
+        """The resolved incident that already handled these very alerts (same fingerprint and startsAt), or None.
+
+        Alertmanager resends a firing alert until it resolves, and a response replayed from a spool or a
+        job queue sees the same payload again: neither is a new incident. An alert that fires again has a
+        new startsAt and opens a new incident.
+        """
+        if not entries or any(not entry.get('startsAt') for entry in entries):
+            return None
+        for incident_id in self.store.find_resolved([entry['fingerprint'] for entry in entries], index):
+            record = self._read(incident_id)
+            if record is None:
+                continue
+            known = {(alert['fingerprint'], alert.get('startsAt')) for alert in record['alerts']}
+            if all((entry['fingerprint'], entry['startsAt']) in known for entry in entries):
+                return record
+        return None
+
     def _auto_progress(self, record, now):
         """Operational incidents whose alerts all resolved move to monitoring; security ones never do."""
         if not record['alerts'] or record['status'] in ('monitoring', 'resolved'):
@@ -150,7 +185,9 @@ class IncidentService:
         rec.validate_id(incident_id)
         prepared = self._prepare_edits(edits or {})
         with self.store.locked():
-            before = self.store.read(incident_id)
+            before = self._read(incident_id)
+            if before is None:
+                return self._planned(incident_id)
             after = copy.deepcopy(before)
             self._apply_edits(after, prepared, now)
             changed, after = self._commit(before, after, 'update')
@@ -160,7 +197,9 @@ class IncidentService:
         now = self.clock()
         rec.validate_id(incident_id)
         with self.store.locked():
-            before = self.store.read(incident_id)
+            before = self._read(incident_id)
+            if before is None:
+                return self._planned(incident_id)
             after = copy.deepcopy(before)
             if not after['acknowledged_at']:
                 after['acknowledged_at'] = timeutil.format_ts(now)
@@ -177,7 +216,9 @@ class IncidentService:
             raise ValidationError("level: expected a positive integer, got %r" % (level,))
         rec.validate_id(incident_id)
         with self.store.locked():
-            before = self.store.read(incident_id)
+            before = self._read(incident_id)
+            if before is None:
+                return self._planned(incident_id)
             after = copy.deepcopy(before)
             target = before['escalation_level'] + 1 if level is None else level
             if before['status'] == 'resolved':
@@ -202,7 +243,9 @@ class IncidentService:
         rec.validate_id(incident_id)
         prepared = self._prepare_edits(edits)
         with self.store.locked():
-            before = self.store.read(incident_id)
+            before = self._read(incident_id)
+            if before is None:
+                return self._planned(incident_id)
             after = copy.deepcopy(before)
             if before['status'] != 'resolved' and not (prepared.get('resolution') or before['resolution']):
                 raise ValidationError("incident %s: resolving needs a resolution (what fixed it)" % incident_id)

@@ -21,6 +21,7 @@ lock: they always see a complete old or new file.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import errno
 import fcntl
 import json
@@ -319,6 +320,28 @@ class IncidentStore:
             raise _oserror('index', self.root, exc) from None
 
     # -- queries -----------------------------------------------------------------------
+    def read_or_planned(self, incident_id, now=None):
+        """The record; or, on a read-only (check mode) store, None for the id this store would hand out next.
+
+        In check mode an ``open`` writes nothing, so the tasks after it name an incident that does not
+        exist yet; they can still run (and report what they would do) instead of failing.
+        """
+        try:
+            return self.read(incident_id)
+        except NotFoundError:
+            if self.read_only and self.is_planned(incident_id, now):
+                return None
+            raise
+
+    def is_planned(self, incident_id, now=None):
+        """Whether ``incident_id`` is the id this store would hand out next (at ``now``, or ten minutes earlier)."""
+        now = now or timeutil.utcnow()
+        try:
+            entries, _invalid = self.refresh_index(persist=False)
+        except OSError:
+            entries = {}
+        return any(incident_id == self.next_id(moment, entries) for moment in (now, now - datetime.timedelta(minutes=10)))
+
     def next_id(self, now, entries=None):
         """The next free id for ``now``'s UTC day (call with the lock held)."""
         day = now.astimezone(timeutil.UTC).strftime('%Y%m%d')
@@ -344,6 +367,16 @@ class IncidentStore:
         wanted = set(fingerprints)
         found = [summary for summary in entries.values()
                  if summary['status'] != 'resolved' and wanted.intersection(summary.get('fingerprints', ()))]
+        found.sort(key=lambda summary: summary['created_at'], reverse=True)
+        return [summary['id'] for summary in found]
+
+    def find_resolved(self, fingerprints, entries=None):
+        """Ids of resolved incidents that hold any of ``fingerprints`` (newest first)."""
+        if entries is None:
+            entries, _invalid = self.refresh_index()
+        wanted = set(fingerprints)
+        found = [summary for summary in entries.values()
+                 if summary['status'] == 'resolved' and wanted.intersection(summary.get('fingerprints', ()))]
         found.sort(key=lambda summary: summary['created_at'], reverse=True)
         return [summary['id'] for summary in found]
 

@@ -296,9 +296,18 @@ attached:
   returned: always
   type: bool
 skipped_reason:
-  description: Why nothing was opened (resolved alerts that match no open incident).
-  returned: when nothing was opened
+  description:
+    - Why nothing was opened (resolved alerts that match no open incident).
+    - In check mode, also why a change to an incident that an earlier task of the run would open was not computed.
+  returned: when nothing was opened, or for a planned incident in check mode
   type: str
+planned:
+  description:
+    - Check mode only; the incident does not exist yet because an earlier task of this run would open it.
+    - RV(changed) is V(true) and RV(incident) is V(null); the rest of a playbook can run in check mode after an open.
+  returned: in check mode, for a planned incident
+  type: bool
+  sample: true
 incident:
   description: The incident record after the change (schema version 1).
   returned: success, unless a resolved alert matched no open incident

@@ -97,9 +97,16 @@ EXAMPLES = r'''
 
 RETURN = r'''
 incident:
-  description: The record asked for with O(id).
+  description:
+    - The record asked for with O(id).
+    - V(null) in check mode for the incident an earlier task of the same run would have opened (see RV(planned)).
   returned: when O(id) is given
   type: dict
+planned:
+  description: Check mode only; O(id) is the incident an earlier task of this run would open, so it does not exist yet.
+  returned: when O(id) is given, in check mode, and the incident is only planned
+  type: bool
+  sample: true
 incidents:
   description: Matching incidents, oldest first; summaries unless O(details=true).
   returned: when O(id) is not given
@@ -172,7 +179,12 @@ def run(module):
     params = module.params
     store = module.incident_store()
     if params['id']:
-        return {'changed': False, 'incident': store.read(params['id'])}
+        record = store.read_or_planned(params['id'])
+        if record is None:
+            # Check mode: the incident an earlier task of this run would have opened.
+            return {'changed': False, 'incident': None, 'planned': True,
+                    'msg': 'check mode: incident %s does not exist yet; an earlier task of this run would open it' % params['id']}
+        return {'changed': False, 'incident': record}
     if params['limit'] < 0:
         module.fail_json(msg='limit: must be 0 (no limit) or more')
     now = timeutil.utcnow()

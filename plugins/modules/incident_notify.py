@@ -219,6 +219,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+planned:
+  description: Check mode only; the incident does not exist yet because an earlier task of this run would open it, so nothing was rendered.
+  returned: in check mode, for a planned incident
+  type: bool
+  sample: true
 deliveries:
   description: One entry per channel with C(channel), C(status) (sent, failed), C(attempts) and C(detail) (HTTP status, redacted error, Slack ts).
   returned: always

@@ -90,6 +90,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+planned:
+  description: Check mode only; the incident does not exist yet because an earlier task of this run would open it, so nothing was rendered.
+  returned: in check mode, for a planned incident
+  type: bool
+  sample: true
 markdown:
   description: Path of the Markdown report.
   returned: success, not in check mode

@@ -286,7 +286,9 @@ def run(module):
     incident_id = rec.validate_id(params['incident_id'], 'incident_id') if params['incident_id'] else None
     store = module.incident_store()
     if incident_id:
-        store.read(incident_id)  # fail before capturing (or planning) when the incident does not exist
+        # Fail before capturing (or planning) when the incident does not exist; in check mode an incident
+        # that an earlier task of the run would open is fine.
+        store.read_or_planned(incident_id)
     kube = Kubernetes(params)
     prometheus = None
     if params['prometheus_url']:

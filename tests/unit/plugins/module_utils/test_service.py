@@ -11,7 +11,7 @@ import os
 import pytest
 
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.catalog import load_catalog
-from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import TransitionError, ValidationError
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import NotFoundError, TransitionError, ValidationError
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.service import IncidentService
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.store import IncidentStore
 
@@ -157,3 +157,34 @@ def test_unknown_type_and_bad_ids_touch_nothing(tmp_path):
     with pytest.raises(ValidationError, match='not an alert fingerprint'):
         svc.find_id(fingerprint='../../etc')
     assert not root.exists()
+
+
+def test_check_mode_tolerates_the_incident_the_run_would_open(tmp_path):
+    """In check mode, later steps of a playbook name the incident an earlier open only planned."""
+    svc = service(tmp_path, check_mode=True)
+    planned = svc.open(alerts=[alert()])
+    assert planned.created and planned.after['id'] == 'INC-20260131-0001'
+    for outcome in (svc.update(planned.after['id'], {'status': 'identified'}), svc.acknowledge(planned.after['id']),
+                    svc.resolve(planned.after['id'], resolution='x')):
+        assert outcome.changed and outcome.after is None and outcome.as_result()['planned']
+        assert outcome.as_result()['id'] == 'INC-20260131-0001'
+    assert not os.path.exists(str(tmp_path / 'INC')) and snapshot(tmp_path) == {}
+    # Any other id is still unknown, and outside check mode the planned id is too.
+    with pytest.raises(NotFoundError):
+        svc.update('INC-20260131-0002', {'status': 'identified'})
+    with pytest.raises(NotFoundError):
+        service(tmp_path).update('INC-20260131-0001', {'status': 'identified'})
+
+
+def test_the_same_firing_is_not_opened_again_after_resolution(tmp_path):
+    """A resend or a replay of the alert that a resolved incident handled (same fingerprint and startsAt) opens nothing;
+    the alert firing again (new startsAt) opens a new incident."""
+    svc = service(tmp_path)
+    firing = dict(alert(), startsAt='2026-01-31T11:00:00Z')
+    first = svc.open(alerts=[firing])
+    svc.resolve(first.after['id'], resolution='restarted')
+    replay = svc.open(alerts=[firing])
+    assert not replay.changed and not replay.created and replay.after['id'] == first.after['id']
+    assert 'is resolved' in replay.skipped
+    refire = svc.open(alerts=[dict(firing, startsAt='2026-01-31T11:30:00Z')])
+    assert refire.created and refire.after['id'] == 'INC-20260131-0002'
