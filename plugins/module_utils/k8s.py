@@ -109,7 +109,7 @@ class Kubernetes:
         query_params = [(key, value) for key, value in (query or {}).items() if value is not None]
         headers = {'Accept': accept}
         if body is not None:
-            headers['Content-Type'] = 'application/json'
+            headers['Content-Type'] = 'application/merge-patch+json' if method == 'PATCH' else 'application/json'
         request = self.api.param_serialize(method, path, query_params=query_params, header_params=headers, body=body,
                                            auth_settings=['BearerToken'])
         source = '%s %s' % (method, path)
@@ -156,8 +156,16 @@ class Kubernetes:
         return chunks(), source
 
     def post_json(self, path, body=None):
-        response, source = self._send(path, method='POST', body=body)
-        return json.loads(response.read() or b'{}'), source
+        return self.request_json('POST', path, body)
+
+    def request_json(self, method, path, body=None, query=None):
+        """``(document, source)`` for a write (POST, PUT, PATCH with a JSON merge patch, DELETE)."""
+        response, source = self._send(path, query, method=method, body=body)
+        raw = response.read()
+        try:
+            return json.loads(raw or b'{}'), source
+        except ValueError as exc:
+            raise KubernetesError('%s: the answer is not JSON (%s)' % (source, exc), 0, 'invalid JSON', source) from None
 
 
 def describe_failure(exc, timeout):
