@@ -71,8 +71,8 @@ class IncidentService:
 
     @staticmethod
     def _planned(incident_id):
-        return Outcome(None, None, True, planned_id=incident_id, skipped='check mode: incident %s would be opened by an earlier task of this run; '
-                                                 'this change would apply to it' % incident_id)
+        reason = 'check mode: incident %s would be opened by an earlier task of this run; this change would apply to it' % incident_id
+        return Outcome(None, None, True, planned_id=incident_id, skipped=reason)
 
     def find_id(self, incident_id=None, fingerprint=None):
         """The id to act on: ``incident_id`` (validated) or the unresolved incident holding ``fingerprint``."""

@@ -304,7 +304,7 @@ skipped_reason:
 planned:
   description:
     - Check mode only; the incident does not exist yet because an earlier task of this run would open it.
-    - RV(changed) is V(true) and RV(incident) is V(null); the rest of a playbook can run in check mode after an open.
+    - The task reports a change and RV(incident) is V(null); the rest of a playbook can run in check mode after an open.
   returned: in check mode, for a planned incident
   type: bool
   sample: true
