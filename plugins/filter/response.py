@@ -1,0 +1,38 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to slurm_exporter.incident_response
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Filters for the response playbooks: the decisions, in plugins/module_utils/response.py."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import response
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import IncidentResponseError
+
+
+def _wrap(function):
+    def filter_function(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except IncidentResponseError as exc:
+            raise AnsibleFilterError('%s: %s' % (function.__name__, exc.message)) from None
+    filter_function.__name__ = function.__name__
+    filter_function.__doc__ = function.__doc__
+    return filter_function
+
+
+class FilterModule:
+    """The response playbooks' decisions."""
+
+    def filters(self):
+        return {
+            'known_good_revision': _wrap(response.known_good_revision),
+            'raised_limits': _wrap(response.raised_limits),
+            'jwt_expiry': _wrap(response.jwt_expiry),
+            'image_findings': _wrap(response.image_findings),
+            'restart_allowed': _wrap(response.restart_allowed),
+            'scoped_manifests': _wrap(response.scoped_manifests),
+            'not_ready_nodes': _wrap(response.not_ready_nodes),
+        }

@@ -1,0 +1,51 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to slurm_exporter.incident_response
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The response role documents every default, and every plan names only known actions."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+ROLE = os.path.join(REPO_ROOT, 'roles', 'response')
+
+
+def load(*parts):
+    with open(os.path.join(ROLE, *parts), encoding='utf-8') as handle:
+        return yaml.safe_load(handle)
+
+
+def test_every_default_is_documented_with_the_same_default():
+    defaults = load('defaults', 'main.yml')
+    options = load('meta', 'argument_specs.yml')['argument_specs']['main']['options']
+    assert set(defaults) <= set(options)
+    for key, value in defaults.items():
+        assert options[key].get('default') == value, key
+        assert options[key]['description'], key
+
+
+def test_plans_name_known_actions_and_every_action_has_a_task_file():
+    known = load('vars', 'main.yml')['_response_known_actions']
+    files = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(ROLE, 'tasks', 'actions', '*.yml')))
+    assert sorted(known) == files
+    plans = glob.glob(os.path.join(ROLE, 'tasks', 'plans', '*.yml'))
+    assert len(plans) == 12
+    for plan in plans:
+        with open(plan, encoding='utf-8') as handle:
+            blocks = yaml.safe_load(handle)
+        assert all(block['name'] in ('Containment', 'Investigation', 'Eradication', 'Recovery') for block in blocks), plan
+        for block in blocks:
+            for task in block['block']:
+                assert task['vars']['response_action'] in known, (plan, task)
+
+
+def test_one_playbook_per_plan():
+    plans = {os.path.basename(p) for p in glob.glob(os.path.join(ROLE, 'tasks', 'plans', '*.yml'))}
+    playbooks = {os.path.basename(p) for p in glob.glob(os.path.join(REPO_ROOT, 'playbooks', '*.yml'))}
+    assert plans <= playbooks and 'respond.yml' in playbooks
