@@ -31,9 +31,12 @@ unit:
 	@echo "== unit tests (pytest tests/unit)"
 	$(PYTEST) $(PYTEST_ARGS) tests/unit
 
+# Integration tests spend most of their time waiting on ansible-playbook processes: a few run side by side
+# (pytest-xdist). INTEGRATION_JOBS=0 runs them one after the other.
+INTEGRATION_JOBS ?= 3
 integration:
-	@echo "== integration tests (pytest tests/integration: real ansible-playbook runs)"
-	$(PYTEST) $(PYTEST_ARGS) tests/integration
+	@echo "== integration tests (pytest tests/integration: real ansible-playbook runs, $(INTEGRATION_JOBS) at a time)"
+	$(PYTEST) $(PYTEST_ARGS) $(if $(filter-out 0,$(INTEGRATION_JOBS)),-n $(INTEGRATION_JOBS)) tests/integration
 
 sanity:
 	@echo "== ansible-test sanity (scripts/sanity.sh)"
