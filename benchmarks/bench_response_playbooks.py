@@ -144,8 +144,8 @@ def main():
         base = baseline(workdir, args.repeat)
         rows = []
         for playbook in playbooks:
-            runs = [run_one(playbook, workdir, check=False) for _ in range(args.repeat)]
-            checks = [run_one(playbook, workdir, check=True) for _ in range(args.repeat)]
+            runs = [run_one(playbook, workdir, check=False) for _attempt in range(args.repeat)]
+            checks = [run_one(playbook, workdir, check=True) for _attempt in range(args.repeat)]
             run_time = statistics.median(r['seconds'] for r in runs)
             check_time = statistics.median(r['seconds'] for r in checks)
             status = 'ok' if all(r['rc'] == 0 for r in runs + checks) else 'FAILED rc=%s' % [r['rc'] for r in runs + checks]

@@ -76,8 +76,20 @@ class PlaybookRun:
     def result(self, task_name):
         return self.results(task_name)[0]
 
+    def failures(self):
+        """``task name: message`` of every failed task (not ignored), in order."""
+        found = []
+        for play in self.json.get('plays', []):
+            for task in play.get('tasks', []):
+                for result in task['hosts'].values():
+                    if result.get('failed') and not result.get('ignore_errors'):
+                        found.append('%s: %s' % (task['task']['name'], result.get('msg')))
+        return found
+
     def __repr__(self):
-        return '<PlaybookRun rc=%s>\n%s\n%s' % (self.rc, self.stdout[-6000:], self.stderr[-3000:])
+        failed = '\n'.join(self.failures())
+        header = 'FAILED TASKS:\n%s\n' % failed if failed else ''
+        return '<PlaybookRun rc=%s>\n%s%s\n%s' % (self.rc, header, self.stdout[-6000:], self.stderr[-3000:])
 
 
 def write_playbook(directory, tasks, play_vars=None, module_defaults=None, name='playbook.yml'):

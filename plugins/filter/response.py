@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import response
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import drill, response
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.catalog import load_catalog
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import IncidentResponseError
 
 
@@ -23,6 +24,12 @@ def _wrap(function):
     return filter_function
 
 
+def drill_score(record, catalog=None):
+    """Score a drill record against the (overridden) catalog's targets."""
+    profile = load_catalog(catalog or None).profile(record.get('type'), record.get('severity'))
+    return drill.score(record, profile)
+
+
 class FilterModule:
     """The response playbooks' decisions."""
 
@@ -35,4 +42,5 @@ class FilterModule:
             'restart_allowed': _wrap(response.restart_allowed),
             'scoped_manifests': _wrap(response.scoped_manifests),
             'not_ready_nodes': _wrap(response.not_ready_nodes),
+            'drill_score': _wrap(drill_score),
         }
