@@ -1,0 +1,191 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to slurm_exporter.incident_response
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""playbooks/controller_config.yml (awx.awx modules) against the fake AWX API, and execution-environment.yml."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT, run_playbook
+from tests.fakes.awx_controller import FakeController
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PLAYBOOK = os.path.join(REPO_ROOT, 'playbooks', 'controller_config.yml')
+TOKEN = 'awx-test-token-5e2a'
+K8S_TOKEN = 'k8s-bearer-0b7d61e2'
+VAULT_PASSWORD = 'vault-pass-93c4aa'
+TYPES = ['security_breach', 'vulnerability_exploit', 'malware_detection', 'compliance_violation', 'service_outage',
+         'performance_degradation', 'data_loss', 'api_failure', 'cluster_failure', 'resource_exhaustion', 'network_partition',
+         'disaster_recovery', 'respond']
+
+
+@pytest.fixture
+def controller():
+    fake = FakeController(TOKEN).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def variables(controller, **extra):
+    return dict({'controller_host': controller.url, 'controller_oauthtoken': TOKEN, 'controller_kubernetes_bearer_token': K8S_TOKEN,
+                 'controller_vault_password': VAULT_PASSWORD, 'controller_kubernetes_host': 'https://10.0.0.1:6443'}, **extra)
+
+
+def changed_tasks(run):
+    names = []
+    for play in run.json['plays']:
+        for task in play['tasks']:
+            if any(host.get('changed') for host in task['hosts'].values()):
+                names.append(task['task']['name'])
+    return names
+
+
+def test_configures_the_controller_then_changes_nothing(controller):
+    first = run_playbook(PLAYBOOK, extra_vars=variables(controller))
+    assert first.rc == 0, first
+    for secret in (K8S_TOKEN, VAULT_PASSWORD, TOKEN):
+        assert secret not in first.stdout + first.stderr
+
+    organization = controller.one('organizations', 'slurm-exporter')
+    project = controller.one('projects', 'slurm-exporter incident response')
+    assert project['organization'] == organization['id'] and project['scm_type'] == 'git'
+    assert project['scm_url'] == 'https://github.com/slurm-exporter/incident_response.git' and project['scm_branch'] == 'main'
+    inventory = controller.one('inventories', 'slurm-exporter incident response')
+    assert yaml.safe_load(inventory['variables']) == {'incident_store': '/var/incident-response', 'incident_namespace': 'slurm-exporter'}
+
+    kubernetes = controller.one('credentials', 'slurm-exporter kubernetes')
+    vault = controller.one('credentials', 'slurm-exporter vault')
+    types = {t['id']: t['kind'] for t in controller.find('credential_types')}
+    assert (types[kubernetes['credential_type']], types[vault['credential_type']]) == ('kubernetes', 'vault')
+    secrets = controller.secret_values()
+    assert secrets[('credentials', kubernetes['id'])]['bearer_token'] == K8S_TOKEN
+    assert secrets[('credentials', kubernetes['id'])]['host'] == 'https://10.0.0.1:6443'
+    assert secrets[('credentials', vault['id'])]['vault_password'] == VAULT_PASSWORD
+
+    notification = controller.one('notification_templates', 'slurm-exporter response failed')
+    assert notification['notification_type'] == 'webhook'
+
+    templates = {t['name']: t for t in controller.find('job_templates')}
+    expected = {'slurm-exporter %s' % t.replace('_', ' '): 'playbooks/%s.yml' % t for t in TYPES}
+    expected['slurm-exporter escalate'] = 'playbooks/escalate.yml'
+    assert {name: t['playbook'] for name, t in templates.items()} == expected
+    for name, template in templates.items():
+        assert template['project'] == project['id'] and template['inventory'] == inventory['id']
+        assert template['ask_variables_on_launch'] is (name != 'slurm-exporter escalate')
+        assert controller.associated('job_templates', template['id'], 'credentials') == sorted([kubernetes['id'], vault['id']])
+        assert controller.associated('job_templates', template['id'], 'notification_templates_error') == [notification['id']]
+
+    schedule = controller.one('schedules', 'slurm-exporter escalation')
+    assert schedule['unified_job_template'] == templates['slurm-exporter escalate']['id']
+    assert schedule['rrule'] == 'DTSTART;TZID=UTC:20260101T000000 RRULE:FREQ=MINUTELY;INTERVAL=5' and schedule['enabled'] is True
+    assert all(r['authorization'] == 'Bearer ' + TOKEN for r in controller.requests)
+
+    writes = len(controller.writes())
+    second = run_playbook(PLAYBOOK, extra_vars=variables(controller))
+    assert second.rc == 0, second
+    assert second.json['stats']['localhost']['changed'] == 0, changed_tasks(second)
+    assert len(controller.writes()) == writes
+
+
+def test_check_mode_sends_no_write(controller):
+    assert run_playbook(PLAYBOOK, extra_vars=variables(controller)).rc == 0
+    writes = len(controller.writes())
+    changed = variables(controller, controller_escalation_rrule='DTSTART;TZID=UTC:20260101T000000 RRULE:FREQ=MINUTELY;INTERVAL=10',
+                        controller_project_scm_branch='stable')
+    check = run_playbook(PLAYBOOK, extra_vars=changed, check=True)
+    assert check.rc == 0, check
+    assert changed_tasks(check) == ['Project (this collection)', 'Escalation schedule']
+    assert len(controller.writes()) == writes
+    assert controller.one('schedules', 'slurm-exporter escalation')['rrule'].endswith('INTERVAL=5')
+
+    applied = run_playbook(PLAYBOOK, extra_vars=changed)
+    assert applied.rc == 0, applied
+    assert changed_tasks(applied) == ['Project (this collection)', 'Escalation schedule']
+    assert controller.one('schedules', 'slurm-exporter escalation')['rrule'].endswith('INTERVAL=10')
+    assert controller.one('projects', 'slurm-exporter incident response')['scm_branch'] == 'stable'
+    assert [r['method'] for r in controller.writes()[writes:]] == ['PATCH', 'PATCH']
+
+
+def test_wrong_token_writes_nothing(controller):
+    run = run_playbook(PLAYBOOK, extra_vars=variables(controller, controller_oauthtoken='not-the-token'))
+    assert run.rc != 0
+    assert 'HTTP 401' in run.result('Organization')['msg']
+    assert controller.writes() == [] and controller.find('organizations') == []
+
+
+def test_missing_secrets_fail_before_any_request(controller):
+    values = variables(controller)
+    del values['controller_vault_password']
+    run = run_playbook(PLAYBOOK, extra_vars=values)
+    assert run.rc != 0
+    assert 'controller_vault_password' in run.result('Check the variables that have no default')['msg']
+    assert controller.requests == []
+
+
+def test_unknown_objects_are_404(controller):
+    from tests.integration.test_eda import call  # pylint: disable=import-outside-toplevel
+
+    assert call(controller.url + '/api/v2/job_templates/999/', token=TOKEN)[0] == 404
+    assert call(controller.url + '/api/v2/no_such_things/', token=TOKEN)[0] == 404
+    assert call(controller.url + '/api/v2/organizations/', token='other')[0] == 401
+    status, body = call(controller.url + '/api/v2/organizations/?name=none', token=TOKEN)
+    assert (status, json.loads(body)['count']) == (200, 0)
+
+
+def test_job_template_playbooks_exist():
+    with open(PLAYBOOK, encoding='utf-8') as handle:
+        play = yaml.safe_load(handle)[0]
+    names = play['vars']['controller_incident_playbooks'] + ['escalate']
+    assert names[:-1] == TYPES
+    missing = [name for name in names if not os.path.exists(os.path.join(REPO_ROOT, 'playbooks', name + '.yml'))]
+    assert missing == []
+
+
+# -- execution environment
+
+def test_execution_environment_definition():
+    with open(os.path.join(REPO_ROOT, 'execution-environment.yml'), encoding='utf-8') as handle:
+        definition = yaml.safe_load(handle)
+    assert definition['version'] == 3
+    top_level = {'version', 'build_arg_defaults', 'dependencies', 'images', 'additional_build_files', 'additional_build_steps', 'options'}
+    assert set(definition) <= top_level
+    assert definition['images']['base_image']['name']
+    dependencies = definition['dependencies']
+    assert set(dependencies) <= {'python', 'system', 'galaxy', 'ansible_core', 'ansible_runner', 'python_interpreter', 'exclude'}
+    for key in ('python', 'system'):
+        path = dependencies[key]
+        assert isinstance(path, str) and os.path.isfile(os.path.join(REPO_ROOT, path)), path
+    assert dependencies['python'] == 'requirements.txt' and dependencies['system'] == 'bindep.txt'
+    collections = {c['name'] for c in dependencies['galaxy']['collections']}
+    assert collections >= {'kubernetes.core', 'community.general', 'awx.awx'}
+    assert 'ansible-core' in dependencies['ansible_core']['package_pip']
+    assert 'ansible-runner' in dependencies['ansible_runner']['package_pip']
+
+
+def test_ansible_builder_create(tmp_path):
+    builder = shutil.which('ansible-builder')
+    if not builder:
+        pytest.skip('ansible-builder is not installed (requirements-test.txt)')
+    context = tmp_path / 'context'
+    process = subprocess.run([builder, 'create', '-f', os.path.join(REPO_ROOT, 'execution-environment.yml'), '-c', str(context),
+                              '--output-filename', 'Containerfile'], capture_output=True, text=True, cwd=REPO_ROOT, check=False,
+                             timeout=120)
+    assert process.returncode == 0, process.stdout + process.stderr
+    containerfile = (context / 'Containerfile').read_text()
+    assert 'FROM ' in containerfile
+    build = context / '_build'
+    assert (build / 'requirements.txt').read_text() == open(os.path.join(REPO_ROOT, 'requirements.txt'), encoding='utf-8').read()
+    assert (build / 'bindep.txt').read_text() == open(os.path.join(REPO_ROOT, 'bindep.txt'), encoding='utf-8').read()
+    galaxy = yaml.safe_load((build / 'requirements.yml').read_text())
+    assert {c['name'] for c in galaxy['collections']} >= {'kubernetes.core', 'community.general', 'awx.awx'}
