@@ -32,11 +32,11 @@ unit:
 	$(PYTEST) $(PYTEST_ARGS) tests/unit
 
 # Integration tests spend most of their time waiting on ansible-playbook processes: a few run side by side
-# (pytest-xdist). INTEGRATION_JOBS=0 runs them one after the other.
+# (pytest-xdist; tests marked with one xdist_group share a worker). INTEGRATION_JOBS=0 runs them one after the other.
 INTEGRATION_JOBS ?= 3
 integration:
 	@echo "== integration tests (pytest tests/integration: real ansible-playbook runs, $(INTEGRATION_JOBS) at a time)"
-	$(PYTEST) $(PYTEST_ARGS) $(if $(filter-out 0,$(INTEGRATION_JOBS)),-n $(INTEGRATION_JOBS)) tests/integration
+	$(PYTEST) $(PYTEST_ARGS) $(if $(filter-out 0,$(INTEGRATION_JOBS)),-n $(INTEGRATION_JOBS) --dist loadgroup) tests/integration
 
 sanity:
 	@echo "== ansible-test sanity (scripts/sanity.sh)"
