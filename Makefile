@@ -1,6 +1,6 @@
 # Entry points for people and CI. `make setup demo` on a new machine; `make test` is what CI runs.
 #   setup           apt + pip requirements, collection link, ansible-test bootstrap (scripts/setup.sh)
-#   demo            the demo incident on the local store (playbooks/demo.yml)
+#   demo            a security-breach alert through the launcher against the emulated cluster (scripts/demo.py)
 #   test            every check below, one after the other; fails if any failed, after running all
 #   unit            pytest tests/unit
 #   integration     pytest tests/integration (real ansible-playbook runs against the emulator)
@@ -21,7 +21,7 @@ setup:
 	bash scripts/setup.sh
 
 demo:
-	ansible-playbook playbooks/demo.yml
+	$(PYTHON) scripts/demo.py
 
 # Runs every step even when one fails (CI shows all failures at once), then exits 1 if any failed.
 test:

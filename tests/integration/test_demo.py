@@ -2,16 +2,18 @@
 # Copyright: contributors to slurm_exporter.incident_response
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The README's demo playbook runs and leaves a resolved incident with its audit trail."""
+"""The README's demo (scripts/demo.py) and the record-only demo playbook run and leave a resolved incident with its audit trail."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT, run_playbook
+from tests.conftest import REPO_ROOT, ansible_env, run_playbook
 
 pytestmark = pytest.mark.integration
 
@@ -37,3 +39,32 @@ def test_demo_playbook(tmp_path):
     assert {item['kind'] for item in record['reports']} == {'markdown', 'html'}
     message = run.result('Show the incident and where it is stored')['msg']
     assert any(store in line for line in message)
+
+
+def test_one_command_demo(tmp_path):
+    """``make demo``: emulated cluster + launcher, a posted security-breach alert, the whole response, the paths printed."""
+    workdir = tmp_path / 'demo'
+    process = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'scripts', 'demo.py'), '--workdir', str(workdir), '--timeout', '240'],
+                             env=ansible_env(), cwd=str(tmp_path), capture_output=True, text=True, timeout=300, check=False)
+    assert process.returncode == 0, process.stdout + process.stderr
+    store = workdir / 'incident-response'
+    records = sorted(store.glob('incident-INC-*.json'))
+    assert len(records) == 1
+    record = json.loads(records[0].read_text())
+    assert (record['type'], record['status'], record['drill']) == ('security_breach', 'resolved', False)
+    assert 'Incident %s (security_breach, P1) is resolved' % record['id'] in process.stdout
+    # the launcher's in-process first response isolated the pods before the playbook started
+    assert record['actions'][0]['name'] == 'isolate_pods'
+    assert [entry['actor'] for entry in record['timeline'] if entry['kind'] == 'action'][0] == 'incident-launcher'
+    names = [action['name'] for action in record['actions']]
+    assert names.count('isolate_pods') == 1 and {'capture_evidence', 'rotate_credentials', 'lift_isolation'} <= set(names)
+    assert all(action['result'] == 'success' for action in record['actions'])
+    # the incident the launcher opened still gets its initial notification, once
+    assert [item['template'] for item in record['notifications']] == ['initial', 'status_update', 'resolution']
+    for path in [records[0], store / 'outbox' / 'notifications.jsonl'] + [item['path'] for item in record['reports']] + \
+            [item['path'] for item in record['evidence']]:
+        assert str(path) in process.stdout
+        assert os.path.exists(str(path))
+    # both services were stopped
+    assert 'listening' in (workdir / 'launcher.log').read_text()
+    assert subprocess.run(['pgrep', '-f', str(workdir)], capture_output=True, check=False).returncode == 1
