@@ -50,8 +50,20 @@ def _oserror(action, path, exc):
     return StoreError("cannot %s %s: %s" % (action, path, reason), errno=exc.errno, path=path)
 
 
-def atomic_write(path, data, mode=0o640):
-    """Write bytes to ``path`` atomically: temp file, fsync, rename, fsync of the directory."""
+def fsync_dir(path):
+    """fsync a directory, so that renames and unlinks in it survive a crash."""
+    dir_fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write(path, data, mode=0o640, sync_dir=True):
+    """Write bytes to ``path`` atomically: temp file, fsync, rename, fsync of the directory.
+
+    ``sync_dir=False`` leaves the directory fsync to a caller that writes several files and syncs once.
+    """
     directory = os.path.dirname(path) or '.'
     fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=directory)
     try:
@@ -65,11 +77,8 @@ def atomic_write(path, data, mode=0o640):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    if sync_dir:
+        fsync_dir(directory)
 
 
 def write_if_changed(path, text, mode=0o644, check_mode=False):

@@ -25,11 +25,11 @@ import itertools
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 
 from incident_launcher import LauncherError
+from incident_launcher.collection import module_utils
 
 ID_RE = re.compile(r'^\d{20}-\d{6}-[0-9a-f]{1,64}$')
 SPOOL_VERSION = 1
@@ -37,30 +37,12 @@ STATES = ('pending', 'done', 'failed')
 
 
 def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    module_utils('store').fsync_dir(path)
 
 
 def write_file(path, data, mode=0o600, sync_dir=True):
-    """Temp file + fsync + rename (+ fsync of the directory unless the caller batches it)."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if sync_dir:
-        fsync_dir(directory)
+    """Temp file + fsync + rename (+ fsync of the directory unless the caller batches it): the store's atomic write."""
+    module_utils('store').atomic_write(path, data, mode=mode, sync_dir=sync_dir)
 
 
 def encode(document):
