@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: contributors to slurm_exporter.incident_response
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -128,6 +127,12 @@ def spool_state(spool):
     return counts
 
 
+def finished(spool):
+    """The spool's counts once no alert is pending and the run ended (done or failed), else None."""
+    state = spool_state(spool)
+    return state if not state['pending'] and (state['done'] or state['failed']) else None
+
+
 def listening_port(launcher):
     for line in launcher.log().splitlines():
         if line.startswith('{') and '"event": "listening"' in line:
@@ -173,9 +178,8 @@ def run(workdir, timeout):
             'collections_path': [collections_root],
         }
         print('2. Starting the webhook launcher (first response on, runner backend: %s) ...' % PLAYBOOK)
-        launcher = Service('the webhook launcher', [sys.executable, '-m', 'incident_launcher',
-                                                   '--config', write_json(os.path.join(workdir, 'launcher.json'), config)],
-                           os.path.join(workdir, 'launcher.log'), env)
+        command = [sys.executable, '-m', 'incident_launcher', '--config', write_json(os.path.join(workdir, 'launcher.json'), config)]
+        launcher = Service('the webhook launcher', command, os.path.join(workdir, 'launcher.log'), env)
         services.append(launcher)
         port = wait_for('the launcher to listen', lambda: listening_port(launcher), 30, services)
         webhook = 'http://127.0.0.1:%d/webhook' % port
@@ -187,8 +191,7 @@ def run(workdir, timeout):
         print('   HTTP %d %s' % (status, json.dumps(answer)))
 
         print('4. Waiting for the response (isolate, capture evidence, rotate credentials, restore, report) ...')
-        state = wait_for('the response to finish', lambda: (lambda s: s if not s['pending'] and (s['done'] or s['failed']) else None)(
-            spool_state(spool)), timeout, services)
+        state = wait_for('the response to finish', lambda: finished(spool), timeout, services)
         elapsed = time.monotonic() - started
         return summarize(store, workdir, state, elapsed)
     finally:
@@ -212,8 +215,8 @@ def summarize(store, workdir, state, elapsed):
     print('Record:         %s' % os.path.join(store, 'incident-%s.json' % record['id']))
     for item in record['evidence']:
         print('Evidence:       %s (sha256 %s)' % (item['path'], item['sha256'][:16]))
-    print('Notifications:  %s (%d sent: %s)' % (os.path.join(store, 'outbox', 'notifications.jsonl'), len(record['notifications']),
-                                              ', '.join(n['template'] for n in record['notifications'])))
+    templates = ', '.join(item['template'] for item in record['notifications'])
+    print('Notifications:  %s (%d sent: %s)' % (os.path.join(store, 'outbox', 'notifications.jsonl'), len(record['notifications']), templates))
     for item in record.get('reports', []):
         print('Report:         %s' % item['path'])
     print('Audit log:      %s' % os.path.join(store, 'audit.log'))
