@@ -28,7 +28,8 @@ from ansible.module_utils.urls import open_url
 
 
 PAGERDUTY_SEVERITY = {'critical': 'critical', 'high': 'error', 'medium': 'warning', 'low': 'info'}
-PAGERDUTY_ACTION = {'initial': 'trigger', 'status_update': 'trigger', 'acknowledged': 'acknowledge', 'resolution': 'resolve'}
+PAGERDUTY_ACTION = {'initial': 'trigger', 'status_update': 'trigger', 'escalation': 'trigger', 'acknowledged': 'acknowledge',
+                    'resolution': 'resolve'}
 REDACTED = '********'
 
 

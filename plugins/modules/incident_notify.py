@@ -11,7 +11,7 @@ module: incident_notify
 short_description: Tell people about an incident on Slack, PagerDuty, a webhook, e-mail or the file outbox
 version_added: 0.1.0
 description:
-  - Renders a notification template (V(initial), V(status_update), V(resolution), or one of your own) for an
+  - Renders a notification template (V(initial), V(status_update), V(escalation), V(resolution), or one of your own) for an
     incident on the controller, sends it to the configured channels, and records every send (channel, template,
     status, attempts, time) in the incident's record.
   - "Slack: an incoming webhook, or the Web API C(chat.postMessage) with one thread per incident (the first
@@ -19,7 +19,7 @@ description:
     comes from the incident's category in the catalog (C(#security-incidents), C(#ops-incidents), C(#incidents))
     and the mention from its severity (C(@channel) for critical, C(@oncall) for high). Block Kit with a plain-text
     fallback."
-  - "PagerDuty Events API v2: V(initial) and V(status_update) trigger, V(resolution) resolves (V(acknowledged)
+  - "PagerDuty Events API v2: V(initial), V(status_update) and V(escalation) trigger, V(resolution) resolves (V(acknowledged)
     acknowledges), with C(dedup_key) = the incident ID, a routing key per severity, severity mapped to
     critical/error/warning/info, custom details and links."
   - A generic JSON webhook, and plain-text e-mail over SMTP.
