@@ -135,6 +135,15 @@ class IncidentService:
                 return Outcome(before, after, changed, attached=True)
             handled = self._handled_by_resolved(entries, index)
             if handled is not None:
+                # The resolution of an alert the incident handled is recorded (the incident stays resolved);
+                # a resend of the firing alert changes nothing.
+                after = copy.deepcopy(handled)
+                for entry in entries:
+                    if entry['status'] == 'resolved':
+                        rec.merge_alert(after, entry, now, self.actor)
+                changed, after = self._commit(handled, after, 'attach')
+                if changed:
+                    return Outcome(handled, after, True, attached=True)
                 return Outcome(handled, handled, False, attached=True,
                                skipped='alert(s) %s belong to incident %s, which is resolved: the same firing (fingerprint and '
                                        'startsAt) is not opened twice' % (', '.join(fingerprints), handled['id']))

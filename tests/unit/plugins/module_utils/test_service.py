@@ -186,5 +186,13 @@ def test_the_same_firing_is_not_opened_again_after_resolution(tmp_path):
     replay = svc.open(alerts=[firing])
     assert not replay.changed and not replay.created and replay.after['id'] == first.after['id']
     assert 'is resolved' in replay.skipped
+    # the alert's resolution is recorded in the resolved incident, which stays resolved; a second copy changes nothing
+    resolution = dict(firing, status='resolved', endsAt='2026-01-31T11:20:00Z')
+    update = svc.open(alerts=[resolution])
+    assert update.changed and update.attached and not update.created and update.after['id'] == first.after['id']
+    assert update.after['status'] == 'resolved' and update.after['alerts'][0]['status'] == 'resolved'
+    assert update.after['timeline'][-1]['message'] == 'Alert SlurmExporterDown is resolved'
+    again = svc.open(alerts=[resolution])
+    assert not again.changed and 'is resolved' in again.skipped
     refire = svc.open(alerts=[dict(firing, startsAt='2026-01-31T11:30:00Z')])
     assert refire.created and refire.after['id'] == 'INC-20260131-0002'
