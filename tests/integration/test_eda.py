@@ -201,11 +201,11 @@ def write_yaml(path, data):
 
 
 def start_rulebook(tmp_path, store, rulebook='slurm_exporter.incident_response.alertmanager', name='rulebook', playbook=RECORD_PLAYBOOK,
-                   arguments=()):
+                   arguments=(), host_vars=None):
     """ansible-rulebook with the collection's rulebook and source; returns (process, webhook URL)."""
     port = free_port()
-    inventory = write_yaml(tmp_path / ('%s-inventory.yml' % name), {'all': {'hosts': {'localhost': {
-        'ansible_connection': 'local', 'incident_store': store}}}})
+    inventory = write_yaml(tmp_path / ('%s-inventory.yml' % name), {'all': {'hosts': {'localhost': dict({
+        'ansible_connection': 'local', 'incident_store': store}, **(host_vars or {}))}}})
     rulebook_vars = write_yaml(tmp_path / ('%s-vars.yml' % name), {
         'incident_webhook_port': port, 'incident_webhook_token': TOKEN, 'incident_response_playbook': playbook})
     process = Process(name, ['ansible-rulebook', '-r', rulebook, '-i', inventory, '-e', rulebook_vars, '-v'] + list(arguments),
@@ -237,6 +237,29 @@ def generate_configs(tmp_path, webhook_url):
     return str(rules_file), str(am_file)
 
 
+def start_stack(tmp_path, cleanup, rules_file, am_file, exporter):
+    """Alertmanager and Prometheus (scrape and evaluate every second) on free loopback ports, ready; returns the processes."""
+    am_port, prom_port = free_port(), free_port()
+    alertmanager = Process('alertmanager', [
+        'prometheus-alertmanager', '--config.file=' + am_file, '--storage.path=' + str(tmp_path / 'am-data'),
+        '--web.listen-address=127.0.0.1:%d' % am_port, '--cluster.listen-address='], str(tmp_path / 'alertmanager.log'))
+    cleanup.append(alertmanager)
+    prometheus_config = write_yaml(tmp_path / 'prometheus.yml', {
+        'global': {'scrape_interval': '1s', 'evaluation_interval': '1s'},
+        'rule_files': [rules_file],
+        'alerting': {'alertmanagers': [{'static_configs': [{'targets': ['127.0.0.1:%d' % am_port]}]}]},
+        'scrape_configs': [{'job_name': 'slurm-exporter', 'static_configs': [{'targets': ['127.0.0.1:%d' % exporter.port]}]}],
+    })
+    prometheus = Process('prometheus', [
+        'prometheus', '--config.file=' + prometheus_config, '--storage.tsdb.path=' + str(tmp_path / 'prom-data'),
+        '--web.listen-address=127.0.0.1:%d' % prom_port], str(tmp_path / 'prometheus.log'))
+    cleanup.append(prometheus)
+    processes = [alertmanager, prometheus]
+    wait_for('Alertmanager ready', lambda: call('http://127.0.0.1:%d/-/ready' % am_port)[0] == 200, 30, processes)
+    wait_for('Prometheus ready', lambda: call('http://127.0.0.1:%d/-/ready' % prom_port)[0] == 200, 30, processes)
+    return processes
+
+
 @pytest.fixture
 def cleanup():
     items = []
@@ -256,24 +279,7 @@ def test_prometheus_alertmanager_rulebook_incident(tmp_path, cleanup):
     cleanup.append(rulebook)
     rules_file, am_file = generate_configs(tmp_path, webhook_url)
 
-    am_port, prom_port = free_port(), free_port()
-    alertmanager = Process('alertmanager', [
-        'prometheus-alertmanager', '--config.file=' + am_file, '--storage.path=' + str(tmp_path / 'am-data'),
-        '--web.listen-address=127.0.0.1:%d' % am_port, '--cluster.listen-address='], str(tmp_path / 'alertmanager.log'))
-    cleanup.append(alertmanager)
-    prometheus_config = write_yaml(tmp_path / 'prometheus.yml', {
-        'global': {'scrape_interval': '1s', 'evaluation_interval': '1s'},
-        'rule_files': [rules_file],
-        'alerting': {'alertmanagers': [{'static_configs': [{'targets': ['127.0.0.1:%d' % am_port]}]}]},
-        'scrape_configs': [{'job_name': 'slurm-exporter', 'static_configs': [{'targets': ['127.0.0.1:%d' % exporter.port]}]}],
-    })
-    prometheus = Process('prometheus', [
-        'prometheus', '--config.file=' + prometheus_config, '--storage.tsdb.path=' + str(tmp_path / 'prom-data'),
-        '--web.listen-address=127.0.0.1:%d' % prom_port], str(tmp_path / 'prometheus.log'))
-    cleanup.append(prometheus)
-    processes = [rulebook, alertmanager, prometheus]
-    wait_for('Alertmanager ready', lambda: call('http://127.0.0.1:%d/-/ready' % am_port)[0] == 200, 30, processes)
-    wait_for('Prometheus ready', lambda: call('http://127.0.0.1:%d/-/ready' % prom_port)[0] == 200, 30, processes)
+    processes = [rulebook] + start_stack(tmp_path, cleanup, rules_file, am_file, exporter)
     ready = time.monotonic()
 
     # healthy for a few scrapes: nothing fires
