@@ -81,13 +81,13 @@ def test_exactly_the_overdue_ones_once_per_level(tmp_path):
         assert record['timeline'][-1]['kind'] == 'escalation' and 'next tier: team lead' in record['timeline'][-1]['message']
 
     # a minute later the early ones have crossed their thresholds (by a second); they alone escalate
-    escalated, _ = run_at(svc, clock, NOW + MINUTE)
+    escalated = run_at(svc, clock, NOW + MINUTE)[0]
     assert {item['id'] for item in escalated} == {ids['p1_early'], ids['p2_early']}
     # every minute after: nothing more until the reset due times pass
     for minutes in (2, 3, 29):
         assert run_at(svc, clock, NOW + minutes * MINUTE) == ([], [])
     # the late P1 escalates again 30 minutes after its first escalation (level 2), alone
-    again, _ = run_at(svc, clock, NOW + 30 * MINUTE)
+    again = run_at(svc, clock, NOW + 30 * MINUTE)[0]
     assert [(item['id'], item['from'], item['to'], item['tier']) for item in again] == [(ids['p1_late'], 1, 2, 'management')]
     assert svc.store.read(ids['p1_early'])['escalation_level'] == 1
     assert svc.store.read(ids['p3_early'])['escalation_level'] == 0
@@ -106,7 +106,7 @@ def test_p3_waits_for_the_next_business_day(tmp_path):
                    datetime.datetime(2026, 11, 29, 23, 59, tzinfo=UTC),    # Sunday night
                    datetime.datetime(2026, 11, 30, 8, 59, 59, tzinfo=UTC)):  # Monday before business
         assert run_at(svc, clock, moment) == ([], [])
-    escalated, _ = run_at(svc, clock, datetime.datetime(2026, 11, 30, 9, 0, tzinfo=UTC))
+    escalated = run_at(svc, clock, datetime.datetime(2026, 11, 30, 9, 0, tzinfo=UTC))[0]
     assert [item['id'] for item in escalated] == [incident_id]
     # the next level is due the next business day again
     assert svc.store.read(incident_id)['escalation_due_at'] == '2026-12-01T09:00:00Z'
@@ -119,7 +119,7 @@ def test_unacknowledged_past_response_due_escalates_once(tmp_path):
     late = opened(svc, clock, NOW - 15 * MINUTE - SECOND, 'critical', 'd1', acknowledged=False, type_name='security_breach')
     early = opened(svc, clock, NOW - 15 * MINUTE + SECOND, 'critical', 'd2', acknowledged=False, type_name='security_breach')
     acked = opened(svc, clock, NOW - 20 * MINUTE, 'critical', 'd3', acknowledged=True, type_name='security_breach')
-    escalated, _ = run_at(svc, clock, NOW)
+    escalated = run_at(svc, clock, NOW)[0]
     assert [(item['id'], item['to']) for item in escalated] == [(late, 1)]
     assert escalated[0]['reason'].startswith('not acknowledged by response_due_at')
     # still unacknowledged, but it was escalated for that already: the next level waits for escalation_due_at
@@ -146,7 +146,7 @@ def test_check_mode_plans_and_writes_nothing(tmp_path):
     incident_id = opened(svc, clock, NOW - 31 * MINUTE, 'critical', 'f1')
     before = svc.store.read(incident_id)
     checker = IncidentService(IncidentStore(str(tmp_path)), load_catalog(), actor='tester', check_mode=True, clock=clock)
-    escalated, _ = escalation.run(checker, checker.store, NOW)
+    escalated = escalation.run(checker, checker.store, NOW)[0]
     assert [(item['id'], item['to']) for item in escalated] == [(incident_id, 1)]
     assert svc.store.read(incident_id) == before
 
