@@ -2,13 +2,13 @@
 # Copyright: contributors to slurm_exporter.incident_response
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Filters for the response playbooks: the decisions, in plugins/module_utils/response.py."""
+"""Filters for the response, drill and chaos playbooks: the decisions, in plugins/module_utils/ (response, drill, chaos)."""
 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import drill, response
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import chaos, drill, response
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.catalog import load_catalog
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import IncidentResponseError
 
@@ -35,6 +35,7 @@ class FilterModule:
 
     def filters(self):
         return {
+            'chaos_verdict': _wrap(chaos.verdict),
             'known_good_revision': _wrap(response.known_good_revision),
             'raised_limits': _wrap(response.raised_limits),
             'jwt_expiry': _wrap(response.jwt_expiry),
