@@ -9,6 +9,7 @@ from __future__ import annotations
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import timeutil
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import ValidationError
 
+
 def _seconds(moment, since):
     return int((moment - since).total_seconds())
 

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.emulator import Emulator
-from tests.integration.test_eda import cleanup  # noqa: F401  pylint: disable=unused-import  (the fixture)
+from tests.integration.test_eda import cleanup  # noqa: F401  pylint: disable=unused-import
 from tests.integration.test_eda import ALERT, TOKEN, FakeExporter, generate_configs, incidents, need, start_rulebook, start_stack, wait_for, write_yaml
 from tests.integration.test_launcher import LauncherProcess
 

@@ -163,8 +163,8 @@ def test_missed_targets_fail_and_the_experiment_is_still_deleted(kube, tmp_path)
     store = str(tmp_path / 'store')
     # an incident that does not count: opened before the experiment
     earlier = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=1)
-    IncidentService(IncidentStore(store), load_catalog(), actor='earlier', clock=lambda: earlier).open(type_name='service_outage',
-                                                                                                        fingerprint='01d')
+    earlier_service = IncidentService(IncidentStore(store), load_catalog(), actor='earlier', clock=lambda: earlier)
+    earlier_service.open(type_name='service_outage', fingerprint='01d')
     run = run_playbook(PLAYBOOK, inventory=INVENTORY, extra_vars={
         'incident_kubeconfig': kube.kubeconfig, 'incident_store': store, 'chaos_experiment': 'network_delay',
         'chaos_incident_type': 'service_outage', 'chaos_timeout': 3, 'chaos_poll_interval': 1})

@@ -72,4 +72,3 @@ def test_the_first_matching_incident_is_judged():
 def test_bad_input(incidents, started, detect, message):
     with pytest.raises(ValidationError, match=message):
         chaos.verdict(incidents, started, 'service_outage', detect, '15m')
-
