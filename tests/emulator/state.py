@@ -23,6 +23,13 @@ from tests.emulator.resources import BY_KIND, api_version
 REVISION = 'deployment.kubernetes.io/revision'
 
 
+def _without_version(obj):
+    """The object without its resourceVersion: what a no-op update leaves unchanged."""
+    meta = dict(obj.get('metadata') or {})
+    meta.pop('resourceVersion', None)
+    return dict(obj, metadata=meta)
+
+
 class ApiError(Exception):
     """An answer with a Kubernetes Status body."""
 
@@ -440,6 +447,9 @@ class ClusterState:  # pylint: disable=too-many-public-methods
             raise ApiError(400, 'BadRequest', 'the name of the object (%s) does not match the name on the URL (%s)' % (meta.get('name'), name))
         meta['name'] = name
         obj = self._stamp(resource, namespace, copy.deepcopy(obj), previous)
+        if _without_version(obj) == _without_version(previous):
+            # A no-op update is not persisted: same resourceVersion, no controller run (as the API server does).
+            return copy.deepcopy(previous)
         if dry_run:
             return obj
         self._bucket(resource)[(namespace if resource.namespaced else '', name)] = obj
