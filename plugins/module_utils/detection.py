@@ -185,8 +185,8 @@ def build_groups(catalog, custom_rules=None, options=None, runbook_base='https:/
     for index, rule in enumerate(custom_rules or []):
         where = 'custom_rules[%d]' % index
         name = rule.get('name')
-        if not isinstance(name, str) or not re.match(r'^[a-z][a-z0-9_]*$', name):
-            raise ValidationError('%s.name: expected a lower-case identifier, got %r' % (where, name))
+        if not isinstance(name, str) or not re.match(r'^[a-z][a-z0-9_-]*$', name):
+            raise ValidationError('%s.name: expected a lower-case name (letters, digits, - and _), got %r' % (where, name))
         if not isinstance(rule.get('trigger'), str) or not rule['trigger'].strip():
             raise ValidationError('%s.trigger: a PromQL expression is required' % where)
         type_name = rule.get('incident_type') or 'performance_degradation'
@@ -195,7 +195,7 @@ def build_groups(catalog, custom_rules=None, options=None, runbook_base='https:/
         catalog.require_severity(severity, where + '.severity')
         duration = rule.get('duration') or '5m'
         timeutil.parse_duration(duration, where + '.duration')
-        alert = 'IncidentResponseCustom' + ''.join(part.capitalize() for part in name.split('_'))
+        alert = 'IncidentResponseCustom' + ''.join(part.capitalize() for part in re.split(r'[-_]', name))
         if alert in seen:
             raise ValidationError('%s.name: the alert %s is defined twice' % (where, alert))
         seen.add(alert)

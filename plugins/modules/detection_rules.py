@@ -42,7 +42,7 @@ options:
     default: []
     suboptions:
       name:
-        description: Rule name (lower-case identifier).
+        description: 'Rule name: lower-case letters, digits, C(-) and C(_) (C(exporter-memory-high) becomes C(IncidentResponseCustomExporterMemoryHigh)).'
         type: str
         required: true
       trigger:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 J = 'job="slurm-exporter", instance="10.244.0.5:10341"'
 NS = 'namespace="slurm-exporter"'
 BASE = {'component': 'incident-response'}
-CUSTOM = [{'name': 'heap_growth', 'trigger': 'go_memstats_heap_inuse_bytes{job="${job}"} > 5e8', 'duration': '10m',
+CUSTOM = [{'name': 'heap-growth', 'trigger': 'go_memstats_heap_inuse_bytes{job="${job}"} > 5e8', 'duration': '10m',
            'incident_type': 'resource_exhaustion', 'actions': ['capture_heap_dump']}]
 
 # alert, incident type, severity, input series, eval time when it must fire, eval time when it must be silent, labels it keeps
@@ -82,7 +82,7 @@ CASES = [
      '9m', '5m', {}),
     ('IncidentResponseCustomHeapGrowth', 'resource_exhaustion', 'high',
      [('go_memstats_heap_inuse_bytes{%s}' % J, '600000000x20')], '10m', '9m',
-     {'job': 'slurm-exporter', 'instance': '10.244.0.5:10341', 'response_rule': 'heap_growth'}),
+     {'job': 'slurm-exporter', 'instance': '10.244.0.5:10341', 'response_rule': 'heap-growth'}),
 ]
 
 # The same alerts must stay silent on a healthy exporter.
