@@ -490,6 +490,10 @@ def test_disaster_recovery_restores_the_namespace(responder, kube, tmp_path):
     assert kube.get('v1', 'Service', NS, 'slurm-exporter') and kube.get('v1', 'ConfigMap', NS, 'slurm-exporter-config')
     assert responder.record()['status'] == 'resolved'
     assert_scoped(kube)
+    # RBAC and cluster-scoped objects of the backup are listed for an administrator, never written.
+    assert not [entry for entry in kube.writes() if entry['resource'] in ('roles', 'rolebindings', 'clusterroles', 'clusterrolebindings')]
+    details = actions(responder.record())[('restore_namespace', 'recovery')]['details']
+    assert {'Role/slurm-exporter', 'RoleBinding/slurm-exporter', 'ClusterRole/slurm-exporter'} <= set(details['skipped_cluster_scoped'])
 
 
 def test_disaster_recovery_refuses_a_backup_reaching_outside_the_namespace(responder, kube, tmp_path):
