@@ -2,13 +2,14 @@
 # Copyright: contributors to slurm_exporter.incident_response
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The response role documents every default, and every plan names only known actions."""
+"""Each role documents every default, and every response plan names only known actions."""
 
 from __future__ import annotations
 
 import glob
 import os
 
+import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
@@ -16,14 +17,15 @@ from tests.conftest import REPO_ROOT
 ROLE = os.path.join(REPO_ROOT, 'roles', 'response')
 
 
-def load(*parts):
-    with open(os.path.join(ROLE, *parts), encoding='utf-8') as handle:
+def load(*parts, role='response'):
+    with open(os.path.join(REPO_ROOT, 'roles', role, *parts), encoding='utf-8') as handle:
         return yaml.safe_load(handle)
 
 
-def test_every_default_is_documented_with_the_same_default():
-    defaults = load('defaults', 'main.yml')
-    options = load('meta', 'argument_specs.yml')['argument_specs']['main']['options']
+@pytest.mark.parametrize('role', ['response', 'deploy'])
+def test_every_default_is_documented_with_the_same_default(role):
+    defaults = load('defaults', 'main.yml', role=role)
+    options = load('meta', 'argument_specs.yml', role=role)['argument_specs']['main']['options']
     assert set(defaults) <= set(options)
     for key, value in defaults.items():
         assert options[key].get('default') == value, key

@@ -1,0 +1,148 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to slurm_exporter.incident_response
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The deployed Role is exactly what the response playbooks use.
+
+Every response playbook (and respond.yml with a custom rule using every extra action, and a disaster
+recovery both over damaged objects and into a wiped namespace) runs against the emulated cluster.
+Each API request is checked against the rules the deploy role installs (roles/deploy/vars/main.yml),
+as the API server would authorise it: a request in the exporter's namespace needs the Role, a
+cluster-scoped request (or one across all namespaces) the ClusterRole, a request in any other
+namespace is refused (nothing is bound there). The last test fails if a rule allows a verb on a
+resource that no playbook used in that scope. The runs share one xdist worker (group ``rbac``) so
+that the last test sees them all.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+from tests.fakes.endpoints import Endpoints
+from tests.integration.test_response_playbooks import Responder, alert_payload, failures
+
+NS = 'slurm-exporter'
+FIXTURES = os.path.join(REPO_ROOT, 'tests', 'fixtures', 'slurm-exporter', 'kubernetes-ha')
+USED = set()
+
+pytestmark = pytest.mark.xdist_group('rbac')
+
+
+def rules():
+    with open(os.path.join(REPO_ROOT, 'roles', 'deploy', 'vars', 'main.yml'), encoding='utf-8') as handle:
+        data = yaml.safe_load(handle)
+    return data['_deploy_role_rules'], data['_deploy_cluster_role_rules']
+
+
+def expand(rule_list):
+    allowed = set()
+    for rule in rule_list:
+        for group in rule['apiGroups']:
+            for resource in rule['resources']:
+                for verb in rule['verbs']:
+                    allowed.add((group, resource, verb))
+    return allowed
+
+
+def usage(request):
+    """``(group, resource[/subresource], verb, namespace)`` of one logged API request, or None for discovery."""
+    path = request['path']
+    if request['resource'] is None:
+        return None
+    group = '' if path.startswith('/api/') else path.split('/')[2]
+    resource = request['resource'] + ('/' + request['subresource'] if request['subresource'] else '')
+    return group, resource, request['verb'], request['namespace']
+
+
+SCENARIOS = {
+    'security_breach': {}, 'vulnerability_exploit': {}, 'malware_detection': {'labels': {'pod': 'first'}},
+    'compliance_violation': {}, 'service_outage': {'health': True}, 'performance_degradation': {}, 'data_loss': {'known_good': True},
+    'api_failure': {'expired_jwt': True}, 'resource_exhaustion': {'evicted': True}, 'network_partition': {'policy': True},
+    'cluster_failure': {}, 'disaster_recovery': {'backup': True}, 'disaster_recovery_wiped': {'backup': True, 'wipe': True},
+    'respond': {'rule': True},
+}
+# What a disaster took from the namespace in the wiped scenario: every object the backup holds.
+WIPED = ('/apis/apps/v1/namespaces/%s/deployments/slurm-exporter', '/api/v1/namespaces/%s/services/slurm-exporter',
+         '/api/v1/namespaces/%s/configmaps/slurm-exporter-config', '/api/v1/namespaces/%s/configmaps/slurm-exporter-env',
+         '/api/v1/namespaces/%s/secrets/slurm-credentials', '/api/v1/namespaces/%s/secrets/slurm-exporter-tls',
+         '/api/v1/namespaces/%s/serviceaccounts/slurm-exporter', '/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies/slurm-exporter',
+         '/apis/policy/v1/namespaces/%s/poddisruptionbudgets/slurm-exporter')
+
+
+@pytest.mark.parametrize('playbook', sorted(SCENARIOS))
+def test_playbook_stays_within_the_role(kube, tmp_path, playbook):
+    scenario = SCENARIOS[playbook]
+    responder = Responder(kube, tmp_path)
+    endpoints = Endpoints()
+    extra = {'incident_prometheus_url': endpoints.url, 'incident_exporter_health_url': endpoints.url + '/health',
+             'incident_slurmrestd_url': endpoints.url}
+    endpoints.series['up{job="slurm-exporter"}'] = [({'job': 'slurm-exporter'}, 1)]
+    kind = {'disaster_recovery': 'cluster_failure', 'disaster_recovery_wiped': 'cluster_failure', 'respond': 'resource_exhaustion'}.get(playbook, playbook)
+    labels = {}
+    try:
+        if scenario.get('labels'):
+            labels['pod'] = kube.list('v1', 'Pod', NS, 'app=slurm-exporter')[0]['metadata']['name']
+        if scenario.get('known_good'):
+            live = kube.get('v1', 'ConfigMap', NS, 'slurm-exporter-config')
+            kube.create({'apiVersion': 'v1', 'kind': 'ConfigMap', 'data': {'config.yaml': 'known: good\n'},
+                         'metadata': {'name': 'slurm-exporter-config-known-good', 'namespace': NS}})
+            del live
+            endpoints.series['slurm_exporter_last_collection_timestamp_seconds'] = [({}, 3600)]
+        if scenario.get('expired_jwt'):
+            responder.api('PATCH', '/api/v1/namespaces/%s/secrets/slurm-credentials' % NS, {'data': {'jwt-token': 'bm90LWEtand0'}})
+        if scenario.get('evicted'):
+            kube.create({'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'evicted', 'namespace': NS, 'labels': {'app': 'slurm-exporter'}},
+                         'spec': {'containers': [{'name': 'slurm-exporter', 'image': 'x'}]}, 'status': {'phase': 'Failed', 'reason': 'Evicted'}})
+        if scenario.get('policy'):
+            extra['incident_known_good_network_policy'] = os.path.join(FIXTURES, 'networkpolicy.yaml.upstream')
+        if scenario.get('backup'):
+            backup = tmp_path / 'backup'
+            backup.mkdir()
+            for name in ('configmap', 'deployment', 'service', 'serviceaccount', 'secrets', 'networkpolicy'):
+                shutil.copy(os.path.join(FIXTURES, name + '.yaml.upstream'), backup / (name + '.yaml'))
+            extra['incident_backup_dir'] = str(backup)
+        if scenario.get('wipe'):
+            for path in WIPED:
+                responder.api('DELETE', path % NS)
+        if scenario.get('rule'):
+            labels['response_rule'] = 'everything'
+            extra.update({'incident_pprof_base_url': endpoints.url, 'incident_ticket_webhook': {'url': endpoints.url + '/tickets'},
+                          'incident_response_rules': [{'name': 'everything', 'trigger': 'up == 0', 'incident_type': 'resource_exhaustion',
+                                                       'actions': ['capture_heap_dump', 'increase_logging', 'restart_pod',
+                                                                   'restart_deployment', 'create_ticket', 'notify_team']}]})
+        kube.clear_requests()
+        run = responder.run(playbook.replace('_wiped', ''), alert_payload(kind, '%016x' % (abs(hash(playbook)) % (16 ** 16)), labels=labels), extra=extra)
+    finally:
+        endpoints.stop()
+    assert run.rc == 0, '\n'.join(failures(run)) or run
+    role_rules, cluster_rules = rules()
+    allowed = {'namespace': expand(role_rules), 'cluster': expand(cluster_rules)}
+    refused = []
+    for request in kube.requests:
+        used = usage(request)
+        if used is None:
+            continue
+        group, resource, verb, namespace = used
+        scope = 'cluster' if namespace is None else 'namespace' if namespace == NS else None
+        if scope is not None:
+            USED.add((scope, group, resource, verb))
+        if scope is None or (group, resource, verb) not in allowed[scope]:
+            refused.append((request['method'], request['path'], verb, namespace))
+    assert not refused, 'calls the deployed Role does not allow: %s' % refused
+
+
+def test_the_role_allows_nothing_unused():
+    """Runs last in the group: every (group, resource, verb) the rules allow was used by some playbook above, in that scope."""
+    if not USED:
+        pytest.skip('the playbook runs did not happen in this process (run the whole module)')
+    if os.environ.get('RBAC_PRINT_USAGE'):
+        print('\nUSED:\n' + '\n'.join(map(str, sorted(USED))))
+    role_rules, cluster_rules = rules()
+    granted = {('namespace',) + rule for rule in expand(role_rules)} | {('cluster',) + rule for rule in expand(cluster_rules)}
+    unused = sorted(granted - USED)
+    assert not unused, 'the Role allows calls no playbook makes: %s' % unused
