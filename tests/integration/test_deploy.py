@@ -250,3 +250,31 @@ def test_bad_settings_are_refused_before_any_request(kube, extra, message):
     assert run.rc != 0
     assert message in ' '.join(run.failures()), run
     assert kube.writes() == []
+
+
+def test_the_secret_comes_from_vault_encrypted_variables(kube, tmp_path):
+    """The production layout: vault.yml encrypted with ansible-vault, referenced from plain group_vars."""
+    password = tmp_path / 'vault-password'
+    password.write_text('correct horse battery staple\n', encoding='utf-8')
+    group_vars = tmp_path / 'inventory' / 'group_vars' / 'all'
+    group_vars.mkdir(parents=True)
+    (tmp_path / 'inventory' / 'hosts.yml').write_text(
+        'all:\n  hosts:\n    localhost:\n      ansible_connection: local\n      ansible_python_interpreter: "{{ ansible_playbook_python }}"\n',
+        encoding='utf-8')
+    vault = group_vars / 'vault.yml'
+    vault.write_text(yaml.safe_dump({'vault_launcher_bearer_token': TOKEN, 'vault_slack_webhook': SLACK_URL}), encoding='utf-8')
+    subprocess.run(['ansible-vault', 'encrypt', '--vault-password-file', str(password), str(vault)], env=ansible_env(),
+                   capture_output=True, text=True, timeout=60, check=True)
+    assert TOKEN not in vault.read_text(encoding='utf-8')
+    (group_vars / 'main.yml').write_text(yaml.safe_dump({
+        'deploy_launcher_bearer_token': '{{ vault_launcher_bearer_token }}', 'deploy_kubeconfig': kube.kubeconfig,
+        'deploy_wait_timeout': 30, 'incident_slack': {'webhook_url': '{{ vault_slack_webhook }}'}}), encoding='utf-8')
+    run = run_playbook(PLAYBOOK, inventory=str(tmp_path / 'inventory'),
+                       env={'ANSIBLE_VAULT_PASSWORD_FILE': str(password), 'ANSIBLE_VERBOSITY': '2'})
+    assert run.rc == 0, run
+    for secret in SECRETS:
+        assert secret not in run.stdout and secret not in run.stderr
+    data = get(kube, 'v1', 'Secret', 'incident-response')['data']
+    assert base64.b64decode(data['launcher-bearer-token']).decode() == TOKEN
+    assert yaml.safe_load(base64.b64decode(data['notifications.yml'])) == {'incident_slack': {'webhook_url': SLACK_URL}}
+    assert SLACK_URL not in json.dumps(get(kube, 'v1', 'ConfigMap', 'incident-response'))
