@@ -16,8 +16,10 @@ that the last test sees them all.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import sys
 
 import pytest
 import yaml
@@ -120,6 +122,31 @@ def test_playbook_stays_within_the_role(kube, tmp_path, playbook):
     finally:
         endpoints.stop()
     assert run.rc == 0, '\n'.join(failures(run)) or run
+    assert not authorise(kube), 'calls the deployed Role does not allow: %s' % authorise(kube)
+
+
+def test_launcher_first_response_stays_within_the_role(kube, tmp_path):
+    """The launcher's in-process isolation (its own code, in this process) under the same rules."""
+    sys.path.insert(0, os.path.join(REPO_ROOT, 'extensions', 'launcher'))
+    try:
+        from incident_launcher.collection import module_utils  # pylint: disable=import-outside-toplevel
+        from incident_launcher.config import build  # pylint: disable=import-outside-toplevel
+        from incident_launcher.first_response import FirstResponder  # pylint: disable=import-outside-toplevel
+        from incident_launcher.log import JsonLogger  # pylint: disable=import-outside-toplevel
+    finally:
+        sys.path.pop(0)
+    config = build({'backend': 'record', 'auth': {'bearer_token': 'x' * 32}, 'incident_store': str(tmp_path / 'store'),
+                    'spool': {'dir': str(tmp_path / 'spool')}, 'first_response': {'enabled': True, 'kubeconfig': kube.kubeconfig}})
+    responder = FirstResponder(config, module_utils('catalog').load_catalog({}), JsonLogger(stream=io.StringIO()))
+    kube.clear_requests()
+    outcome = responder.run({'id': 'rbac-1', 'category': 'security', 'payload': alert_payload('security_breach', 'f1a57ae5b0c5e001')})
+    assert outcome['result'] == 'success' and outcome['changed'], outcome
+    assert kube.get('networking.k8s.io/v1', 'NetworkPolicy', NS, 'incident-isolation') is not None
+    assert not authorise(kube), 'calls the deployed Role does not allow: %s' % authorise(kube)
+
+
+def authorise(kube):
+    """Every logged request as the API server would authorise it under the rules; returns the refused ones."""
     role_rules, cluster_rules = rules()
     allowed = {'namespace': expand(role_rules), 'cluster': expand(cluster_rules)}
     refused = []
@@ -133,7 +160,7 @@ def test_playbook_stays_within_the_role(kube, tmp_path, playbook):
             USED.add((scope, group, resource, verb))
         if scope is None or (group, resource, verb) not in allowed[scope]:
             refused.append((request['method'], request['path'], verb, namespace))
-    assert not refused, 'calls the deployed Role does not allow: %s' % refused
+    return refused
 
 
 def test_the_role_allows_nothing_unused():
