@@ -222,8 +222,15 @@ def prometheus_rule(groups, name='incident-detection-rules', namespace='slurm-ex
 SECURITY_TYPES = ('security_breach', 'vulnerability_exploit', 'malware_detection', 'compliance_violation')
 
 
-def alertmanager_config(webhook_url, bearer_token=None, basic_auth=None, security_receiver=None, default_receiver=None,
-                        security_types=SECURITY_TYPES, group_wait='10s', group_interval='1m', repeat_interval='4h'):
+# Alertmanager's duration syntax (model.ParseDuration): units from ms to y, largest first, no sign, no fraction.
+AM_DURATION_RE = re.compile(r'^(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$')
+# The incident-response route: the first alert of a group reaches the webhook at once, a changed group within 30 s,
+# and an unchanged firing group is resent hourly (the launcher de-duplicates resends).
+RESPONSE_TIMING = {'group_wait': '0s', 'group_interval': '30s', 'repeat_interval': '1h'}
+
+
+def alertmanager_config(webhook_url, bearer_token=None, basic_auth=None, security_receiver=None, default_receiver=None,  # pylint: disable=too-many-arguments
+                        security_types=SECURITY_TYPES, group_wait='10s', group_interval='1m', repeat_interval='4h', response_timing=None):
     """An Alertmanager configuration that delivers incident-response alerts to the launcher (or rulebook).
 
     - alerts with ``component="incident-response"`` go to the ``incident-response`` webhook receiver with
@@ -234,6 +241,14 @@ def alertmanager_config(webhook_url, bearer_token=None, basic_auth=None, securit
     """
     if not isinstance(webhook_url, str) or not re.match(r'^https?://[^\s"]+$', webhook_url):
         raise ValidationError('webhook_url: expected an http(s) URL, got %r' % (webhook_url,))
+    timing = dict(RESPONSE_TIMING, **{key: value for key, value in (response_timing or {}).items() if value is not None})
+    for key in sorted(timing):
+        if key not in RESPONSE_TIMING:
+            raise ValidationError('response_timing.%s: unknown (known: %s)' % (key, ', '.join(sorted(RESPONSE_TIMING))))
+        if not isinstance(timing[key], str) or not timing[key] or not AM_DURATION_RE.match(timing[key]):
+            raise ValidationError('response_timing.%s: expected an Alertmanager duration such as 30s, 5m or 1h, got %r' % (key, timing[key]))
+    if not re.search(r'[1-9]', timing['group_interval']):
+        raise ValidationError('response_timing.group_interval: must be greater than zero')
     http_config = {}
     if bearer_token:
         http_config['authorization'] = {'type': 'Bearer', 'credentials': bearer_token}
@@ -249,7 +264,8 @@ def alertmanager_config(webhook_url, bearer_token=None, basic_auth=None, securit
         routes.append({'receiver': 'security-team', 'continue': True,
                        'matchers': ['component="incident-response"', 'incident_type=~"%s"' % '|'.join(security_types)]})
     routes.append({'receiver': 'incident-response', 'matchers': ['component="incident-response"'],
-                   'group_by': ['alertname', 'incident_type'], 'group_wait': '0s', 'group_interval': '30s', 'repeat_interval': '1h'})
+                   'group_by': ['alertname', 'incident_type'], 'group_wait': timing['group_wait'],
+                   'group_interval': timing['group_interval'], 'repeat_interval': timing['repeat_interval']})
     receivers.append(dict(default_receiver or {}, name='default'))
     return {
         'route': {'receiver': 'default', 'group_by': ['alertname'], 'group_wait': group_wait, 'group_interval': group_interval,

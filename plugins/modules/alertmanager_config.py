@@ -33,7 +33,7 @@ options:
   webhook_url:
     description: URL of the incident response webhook.
     type: str
-    default: http://incident-webhook.slurm-exporter.svc:10341/webhook
+    default: http://incident-webhook.incident-response.svc:10341/webhook
   bearer_token:
     description: Token sent as C(Authorization Bearer) to the webhook.
     type: str
@@ -55,6 +55,23 @@ options:
   default_receiver:
     description: The receiver of everything else (without C(name)); empty drops them.
     type: dict
+  response_timing:
+    description:
+      - Grouping times of the route to the webhook, as Alertmanager durations (C(30s), C(5m), C(1h)).
+    type: dict
+    suboptions:
+      group_wait:
+        description: How long the first alert of a new group waits before it is sent (batching versus time to respond).
+        type: str
+        default: 0s
+      group_interval:
+        description: How soon a group with new or resolved alerts is sent again (greater than zero).
+        type: str
+        default: 30s
+      repeat_interval:
+        description: How often an unchanged firing group is resent (the launcher and the rulebook de-duplicate resends).
+        type: str
+        default: 1h
   dest:
     description: File to write.
     type: path
@@ -69,6 +86,15 @@ EXAMPLES = r'''
     security_receiver:
       pagerduty_configs:
         - routing_key: "{{ vault_pagerduty_security }}"
+    dest: /etc/alertmanager/alertmanager.yml
+
+- name: Alertmanager configuration for the rulebook on this host, batching alerts for 10 s
+  slurm_exporter.incident_response.alertmanager_config:
+    webhook_url: http://127.0.0.1:10341/webhook
+    bearer_token: "{{ vault_incident_webhook_token }}"
+    response_timing:
+      group_wait: 10s
+      repeat_interval: 4h
     dest: /etc/alertmanager/alertmanager.yml
 '''
 
@@ -111,12 +137,15 @@ def masked(config):
 
 def main():
     module = AnsibleModule(argument_spec={
-        'webhook_url': {'type': 'str', 'default': 'http://incident-webhook.slurm-exporter.svc:10341/webhook'},
+        'webhook_url': {'type': 'str', 'default': 'http://incident-webhook.incident-response.svc:10341/webhook'},
         'bearer_token': {'type': 'str', 'no_log': True},
         'basic_auth': {'type': 'dict', 'options': {'username': {'type': 'str', 'required': True},
                                                    'password': {'type': 'str', 'required': True, 'no_log': True}}},
         'security_receiver': {'type': 'dict', 'no_log': True},
         'default_receiver': {'type': 'dict'},
+        'response_timing': {'type': 'dict', 'options': {'group_wait': {'type': 'str', 'default': '0s'},
+                                                        'group_interval': {'type': 'str', 'default': '30s'},
+                                                        'repeat_interval': {'type': 'str', 'default': '1h'}}},
         'dest': {'type': 'path'},
     }, mutually_exclusive=[('bearer_token', 'basic_auth')], supports_check_mode=True)
     if not HAS_YAML:
@@ -124,7 +153,8 @@ def main():
     params = module.params
     try:
         config = detection.alertmanager_config(params['webhook_url'], params['bearer_token'], params['basic_auth'],
-                                               params['security_receiver'], params['default_receiver'])
+                                               params['security_receiver'], params['default_receiver'],
+                                               response_timing=params['response_timing'])
     except IncidentResponseError as exc:
         module.fail_json(msg=exc.message)
     text = yaml.safe_dump(config, sort_keys=False, default_flow_style=False)

@@ -195,13 +195,20 @@ def test_alertmanager_config_passes_amtool(tmp_path):
                                    'security_receiver': {'pagerduty_configs': [{'routing_key': 'security-routing-key-0000000000'}]}}},
         {'name': 'basic', module: {'basic_auth': {'username': 'alertmanager', 'password': 'pw-0987654321'},
                                    'webhook_url': 'http://127.0.0.1:10341/webhook', 'dest': str(tmp_path / 'basic.yml')}},
+        {'name': 'timing', module: {'bearer_token': token, 'dest': str(tmp_path / 'timing.yml'),
+                                    'response_timing': {'group_wait': '10s', 'repeat_interval': '4h'}}},
         {'name': 'bad url', 'ignore_errors': True, module: {'webhook_url': 'file:///etc/passwd'}},
+        {'name': 'bad timing', 'ignore_errors': True, module: {'response_timing': {'group_interval': '0s'}}},
     ]
     run = run_playbook(write_playbook(tmp_path, tasks, name='am.yml'))
     assert run.rc == 0, run
     assert run.result('bearer')['changed'] and not run.result('again')['changed']
     assert "webhook_url: expected an http(s) URL" in run.result('bad url')['msg']
-    for name in ('bearer.yml', 'basic.yml'):
+    assert run.result('bad timing')['msg'] == 'response_timing.group_interval: must be greater than zero'
+    timed = yaml.safe_load((tmp_path / 'timing.yml').read_text())['route']['routes'][-1]
+    assert (timed['group_wait'], timed['group_interval'], timed['repeat_interval']) == ('10s', '30s', '4h')
+    assert run.result('timing')['config']['receivers'][0]['webhook_configs'][0]['url'] == 'http://incident-webhook.incident-response.svc:10341/webhook'
+    for name in ('bearer.yml', 'basic.yml', 'timing.yml'):
         checked = subprocess.run([amtool, 'check-config', str(tmp_path / name)], capture_output=True, text=True, check=False)
         assert checked.returncode == 0, checked.stdout + checked.stderr
     config = yaml.safe_load((tmp_path / 'bearer.yml').read_text())
