@@ -12,6 +12,8 @@ installed in ~/.ansible/collections.
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import json
 import os
 import subprocess
@@ -135,6 +137,25 @@ def finish(popen, timeout=300):
     """Wait for a Popen from run_playbook(popen=True) and wrap it."""
     stdout, stderr = popen.communicate(timeout=timeout)
     return PlaybookRun(subprocess.CompletedProcess(popen.args, popen.returncode, stdout, stderr))
+
+
+def launcher_module(name):
+    """``incident_launcher.<name>`` from the checkout's extensions/launcher (the launcher's own code, unpatched)."""
+    launcher_dir = os.path.join(REPO_ROOT, 'extensions', 'launcher')
+    if launcher_dir not in sys.path:
+        sys.path.insert(0, launcher_dir)
+    return importlib.import_module('incident_launcher.' + name)
+
+
+def snapshot(root):
+    """Every file under ``root`` (relative path) with a digest of its content: compare two to prove nothing was written."""
+    found = {}
+    for directory, _dirs, files in os.walk(str(root)):
+        for name in files:
+            path = os.path.join(directory, name)
+            with open(path, 'rb') as handle:
+                found[os.path.relpath(path, str(root))] = hashlib.sha256(handle.read()).hexdigest()
+    return found
 
 
 @pytest.fixture

@@ -15,12 +15,11 @@ import base64
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, ansible_env, run_playbook
+from tests.conftest import REPO_ROOT, ansible_env, launcher_module, run_playbook
 
 PLAYBOOK = os.path.join(REPO_ROOT, 'playbooks', 'deploy.yml')
 INVENTORY = os.path.join(REPO_ROOT, 'inventories', 'local')
@@ -175,12 +174,7 @@ def test_deploy_installs_every_object_then_is_idempotent(kube, tmp_path):
     assert host['incident_store'] == '/var/incident-response/store' and host['incident_kubeconfig'] == ''
     launcher = yaml.safe_load((config / 'launcher.yml').read_text(encoding='utf-8'))
     launcher['runner']['inventory'] = str(config / 'inventory')
-    sys.path.insert(0, os.path.join(REPO_ROOT, 'extensions', 'launcher'))
-    try:
-        from incident_launcher.config import build  # pylint: disable=import-outside-toplevel
-    finally:
-        sys.path.pop(0)
-    loaded = build(launcher, 'launcher.yml', {'INCIDENT_LAUNCHER_BEARER_TOKEN': TOKEN}, str(config))
+    loaded = launcher_module('config').build(launcher, 'launcher.yml', {'INCIDENT_LAUNCHER_BEARER_TOKEN': TOKEN}, str(config))
     assert loaded['listen'] == {'address': '0.0.0.0', 'port': 10341}
     assert loaded['incident_namespace'] == TARGET and loaded['first_response']['enabled'] is True
 

@@ -15,7 +15,7 @@ import pytest
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.catalog import load_catalog
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.service import IncidentService
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.store import IncidentStore
-from tests.conftest import REPO_ROOT, run_playbook
+from tests.conftest import REPO_ROOT, run_playbook, snapshot
 from tests.fakes.services import Services
 
 pytestmark = pytest.mark.integration
@@ -50,14 +50,6 @@ def read(store, incident_id):
         return json.load(handle)
 
 
-def snapshot(root):
-    found = {}
-    for directory, _dirs, files in os.walk(root):
-        for name in files:
-            path = os.path.join(directory, name)
-            with open(path, 'rb') as handle:
-                found[path] = handle.read()
-    return found
 
 
 def test_escalate_exactly_the_overdue_once(tmp_path):

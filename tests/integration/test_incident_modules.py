@@ -6,13 +6,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
 import pytest
 
-from tests.conftest import finish, run_playbook, write_playbook
+from tests.conftest import finish, run_playbook, snapshot, write_playbook
 
 pytestmark = pytest.mark.integration
 
@@ -25,14 +24,6 @@ def defaults(store, **extra):
     return {GROUP: dict({'store': store}, **extra)}
 
 
-def snapshot(root):
-    found = {}
-    for directory, _dirs, files in os.walk(root):
-        for name in files:
-            path = os.path.join(directory, name)
-            with open(path, 'rb') as handle:
-                found[os.path.relpath(path, root)] = hashlib.sha256(handle.read()).hexdigest()
-    return found
 
 
 def alert(fingerprint, alertname='SlurmExporterDown', status='firing', **labels):

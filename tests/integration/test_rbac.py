@@ -19,12 +19,11 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import sys
 
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, launcher_module
 from tests.fakes.endpoints import Endpoints
 from tests.integration.test_response_playbooks import Responder, alert_payload, failures
 
@@ -127,17 +126,10 @@ def test_playbook_stays_within_the_role(kube, tmp_path, playbook):
 
 def test_launcher_first_response_stays_within_the_role(kube, tmp_path):
     """The launcher's in-process isolation (its own code, in this process) under the same rules."""
-    sys.path.insert(0, os.path.join(REPO_ROOT, 'extensions', 'launcher'))
-    try:
-        from incident_launcher.collection import module_utils  # pylint: disable=import-outside-toplevel
-        from incident_launcher.config import build  # pylint: disable=import-outside-toplevel
-        from incident_launcher.first_response import FirstResponder  # pylint: disable=import-outside-toplevel
-        from incident_launcher.log import JsonLogger  # pylint: disable=import-outside-toplevel
-    finally:
-        sys.path.pop(0)
-    config = build({'backend': 'record', 'auth': {'bearer_token': 'x' * 32}, 'incident_store': str(tmp_path / 'store'),
+    config = launcher_module('config').build({'backend': 'record', 'auth': {'bearer_token': 'x' * 32}, 'incident_store': str(tmp_path / 'store'),
                     'spool': {'dir': str(tmp_path / 'spool')}, 'first_response': {'enabled': True, 'kubeconfig': kube.kubeconfig}})
-    responder = FirstResponder(config, module_utils('catalog').load_catalog({}), JsonLogger(stream=io.StringIO()))
+    responder = launcher_module('first_response').FirstResponder(
+        config, launcher_module('collection').module_utils('catalog').load_catalog({}), launcher_module('log').JsonLogger(stream=io.StringIO()))
     kube.clear_requests()
     outcome = responder.run({'id': 'rbac-1', 'category': 'security', 'payload': alert_payload('security_breach', 'f1a57ae5b0c5e001')})
     assert outcome['result'] == 'success' and outcome['changed'], outcome

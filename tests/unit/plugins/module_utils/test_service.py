@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
 import os
 
 import pytest
@@ -14,6 +13,7 @@ from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.c
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import NotFoundError, TransitionError, ValidationError
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.service import IncidentService
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.store import IncidentStore
+from tests.conftest import snapshot
 
 NOW = datetime.datetime(2026, 1, 31, 12, 0, tzinfo=datetime.timezone.utc)
 
@@ -27,15 +27,6 @@ def service(root, check_mode=False, clock=lambda: NOW):
     return IncidentService(IncidentStore(str(root)), load_catalog(), actor='tester', check_mode=check_mode, clock=clock)
 
 
-def snapshot(root):
-    """Every file under ``root`` with a digest of its content."""
-    found = {}
-    for directory, _dirs, files in os.walk(str(root)):
-        for name in files:
-            path = os.path.join(directory, name)
-            with open(path, 'rb') as handle:
-                found[os.path.relpath(path, str(root))] = hashlib.sha256(handle.read()).hexdigest()
-    return found
 
 
 def test_open_then_attach_by_fingerprint(tmp_path):
