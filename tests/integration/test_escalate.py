@@ -50,8 +50,6 @@ def read(store, incident_id):
         return json.load(handle)
 
 
-
-
 def test_escalate_exactly_the_overdue_once(tmp_path):
     store = str(tmp_path / 'store')
     ids = seed(store)

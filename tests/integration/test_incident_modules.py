@@ -24,8 +24,6 @@ def defaults(store, **extra):
     return {GROUP: dict({'store': store}, **extra)}
 
 
-
-
 def alert(fingerprint, alertname='SlurmExporterDown', status='firing', **labels):
     return {'fingerprint': fingerprint, 'status': status, 'labels': dict({'alertname': alertname}, **labels),
             'annotations': {'summary': 'exporter down'}, 'startsAt': '2026-01-31T11:58:00.000000001Z'}

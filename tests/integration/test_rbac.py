@@ -126,8 +126,9 @@ def test_playbook_stays_within_the_role(kube, tmp_path, playbook):
 
 def test_launcher_first_response_stays_within_the_role(kube, tmp_path):
     """The launcher's in-process isolation (its own code, in this process) under the same rules."""
-    config = launcher_module('config').build({'backend': 'record', 'auth': {'bearer_token': 'x' * 32}, 'incident_store': str(tmp_path / 'store'),
-                    'spool': {'dir': str(tmp_path / 'spool')}, 'first_response': {'enabled': True, 'kubeconfig': kube.kubeconfig}})
+    config = launcher_module('config').build({
+        'backend': 'record', 'auth': {'bearer_token': 'x' * 32}, 'incident_store': str(tmp_path / 'store'),
+        'spool': {'dir': str(tmp_path / 'spool')}, 'first_response': {'enabled': True, 'kubeconfig': kube.kubeconfig}})
     responder = launcher_module('first_response').FirstResponder(
         config, launcher_module('collection').module_utils('catalog').load_catalog({}), launcher_module('log').JsonLogger(stream=io.StringIO()))
     kube.clear_requests()

@@ -27,8 +27,6 @@ def service(root, check_mode=False, clock=lambda: NOW):
     return IncidentService(IncidentStore(str(root)), load_catalog(), actor='tester', check_mode=check_mode, clock=clock)
 
 
-
-
 def test_open_then_attach_by_fingerprint(tmp_path):
     svc = service(tmp_path)
     first = svc.open(alerts=[alert()])
