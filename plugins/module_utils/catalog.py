@@ -269,7 +269,9 @@ def _validate_detection(path, rules):
         for key in ('alert', 'expr'):
             if not isinstance(rule.get(key), str) or not rule[key].strip():
                 raise CatalogError("%s.%s: required (a non-empty string)" % (where, key))
-        unknown = set(rule) - {'alert', 'expr', 'for', 'severity', 'summary', 'description'}
+        if 'runbook_url' in rule and (not isinstance(rule['runbook_url'], str) or not rule['runbook_url'].strip()):
+            raise CatalogError("%s.runbook_url: expected a URL (a non-empty string)" % where)
+        unknown = set(rule) - {'alert', 'expr', 'for', 'severity', 'summary', 'description', 'runbook_url'}
         if unknown:
             raise CatalogError("%s: unknown field(s) %s" % (where, ', '.join(sorted(unknown))))
 

@@ -4,16 +4,21 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The emergency isolation NetworkPolicy: build it, apply it, lift it.
 
-Used by the ``k8s_isolate`` module and, in-process, by the webhook launcher's first
-response. The policy selects the workload's pods and denies all ingress and egress
-except the peers responders name. It carries the incident-response labels, and is
-only ever lifted (deleted) when it does: a policy this collection did not create is
-never touched.
+Used by the ``k8s_isolate`` and ``k8s_workload`` modules and, in-process, by the webhook
+launcher's first response. The policy selects the workload's pods and denies all ingress and
+egress except the peers responders name. It carries the incident-response labels, and is only
+ever lifted (deleted) when it does: a policy this collection did not create is never touched.
+
+Isolation is shared and reference-counted: the annotation ``incident-response/holders`` lists
+the open incidents that hold it. Isolating adds the incident's hold; lifting removes only the
+incident's own hold, and deletes the policy when no incident holds it any more. Every update
+carries the resourceVersion it was computed from.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import ValidationError
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.k8s import KubernetesError, group_path, validate_name
@@ -22,6 +27,7 @@ ISOLATION_POLICY_NAME = 'incident-isolation'
 MANAGED_BY = 'slurm_exporter.incident_response'
 MANAGED_LABEL = 'app.kubernetes.io/managed-by'
 INCIDENT_LABEL = 'incident-response/incident-id'
+HOLDERS_ANNOTATION = 'incident-response/holders'
 PURPOSE_LABEL = 'incident-response/purpose'
 API_VERSION = 'networking.k8s.io/v1'
 DEFAULT_SELECTOR = {'app': 'slurm-exporter'}
@@ -90,6 +96,28 @@ def get_policy(kube, namespace, name=ISOLATION_POLICY_NAME):
     return document
 
 
+def holders(policy):
+    """The incidents holding the isolation (sorted); a policy from before holds were recorded: its incident label."""
+    if not policy:
+        return []
+    metadata = policy.get('metadata') or {}
+    raw = (metadata.get('annotations') or {}).get(HOLDERS_ANNOTATION)
+    if raw is None:
+        first = (metadata.get('labels') or {}).get(INCIDENT_LABEL)
+        return [first] if first else []
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return []
+    return sorted({item for item in value if isinstance(item, str) and item}) if isinstance(value, list) else []
+
+
+def _with_holders(document, held_by):
+    annotations = document.setdefault('metadata', {}).setdefault('annotations', {})
+    annotations[HOLDERS_ANNOTATION] = json.dumps(sorted(held_by), separators=(',', ':'))
+    return document
+
+
 def _same(existing, wanted):
     labels = existing.get('metadata', {}).get('labels') or {}
     return (existing.get('spec') == wanted['spec']
@@ -100,55 +128,103 @@ def _ours(existing):
     return (existing.get('metadata', {}).get('labels') or {}).get(MANAGED_LABEL) == MANAGED_BY
 
 
+def _refuse_foreign(existing, namespace, name, verb):
+    if existing is not None and not _ours(existing):
+        raise ValidationError('NetworkPolicy %s/%s %s not created by this collection (no %s=%s label); %s'
+                              % (namespace, name, 'exists and was' if verb == 'apply' else 'was', MANAGED_LABEL, MANAGED_BY,
+                                 'choose another name' if verb == 'apply' else 'it is left in place'))
+
+
 def apply_isolation(kube, namespace, incident_id=None, pod_selector=None, allow_ingress=(), allow_egress=(),  # pylint: disable=too-many-arguments
                     check_mode=False, name=ISOLATION_POLICY_NAME, _attempts=3):
-    """Create the isolation policy, or bring it back to the wanted rules; a no-op when it is already in place.
+    """Create the isolation policy, or add the incident's hold and bring it back to the wanted rules.
 
-    Returns ``{'changed', 'name', 'policy', 'operation', 'before'}``; ``operation`` is created, replaced or none.
+    A no-op when it is in place with the wanted rules and the incident already holds it. Returns
+    ``{'changed', 'name', 'policy', 'operation', 'before', 'holders'}``; ``operation`` is created, replaced, held or none.
     """
     wanted = isolation_policy(namespace, incident_id, pod_selector, list(allow_ingress or []), list(allow_egress or []), name)
     existing = get_policy(kube, namespace, name)
-    if existing is not None and not _ours(existing):
-        raise ValidationError('NetworkPolicy %s/%s exists and was not created by this collection (no %s=%s label); '
-                              'choose another name' % (namespace, name, MANAGED_LABEL, MANAGED_BY))
-    if existing is not None and _same(existing, wanted):
-        return {'changed': False, 'name': name, 'policy': existing, 'operation': 'none', 'before': existing}
+    _refuse_foreign(existing, namespace, name, 'apply')
+    held_by = set(holders(existing)) | ({incident_id} if incident_id else set())
+    if existing is not None and _same(existing, wanted) and set(holders(existing)) == held_by:
+        return {'changed': False, 'name': name, 'policy': existing, 'operation': 'none', 'before': existing,
+                'holders': sorted(held_by)}
+    operation = 'created' if existing is None else ('replaced' if not _same(existing, wanted) else 'held')
     if check_mode:
-        return {'changed': True, 'name': name, 'policy': wanted, 'operation': 'replaced' if existing else 'created', 'before': existing}
+        return {'changed': True, 'name': name, 'policy': _with_holders(wanted, held_by), 'operation': operation,
+                'before': existing, 'holders': sorted(held_by)}
     if existing is None:
         try:
-            created, _source = kube.request_json('POST', _path(namespace), wanted)
+            created, _source = kube.request_json('POST', _path(namespace), _with_holders(wanted, held_by))
         except KubernetesError as exc:
             if exc.status != 409 or _attempts <= 1:
                 raise
-            # Another responder (the launcher or a second run) created it in between: converge on it.
+            # Another responder (the launcher or a second run) created it in between: add the hold to theirs.
             return apply_isolation(kube, namespace, incident_id, pod_selector, allow_ingress, allow_egress, check_mode, name,
                                    _attempts - 1)
-        return {'changed': True, 'name': name, 'policy': created, 'operation': 'created', 'before': None}
-    replacement = copy.deepcopy(wanted)
+        return {'changed': True, 'name': name, 'policy': created, 'operation': 'created', 'before': None,
+                'holders': sorted(held_by)}
+    replacement = _with_holders(copy.deepcopy(wanted), held_by)
     replacement['metadata']['resourceVersion'] = existing['metadata'].get('resourceVersion')
-    # Keep the incident that first isolated the pods.
+    # Keep the incident that first isolated the pods on the label.
     first = (existing['metadata'].get('labels') or {}).get(INCIDENT_LABEL)
     if first:
         replacement['metadata']['labels'][INCIDENT_LABEL] = first
-    replaced, _source = kube.request_json('PUT', _path(namespace, name), replacement)
-    return {'changed': True, 'name': name, 'policy': replaced, 'operation': 'replaced', 'before': existing}
+    try:
+        replaced, _source = kube.request_json('PUT', _path(namespace, name), replacement)
+    except KubernetesError as exc:
+        if exc.status not in (404, 409) or _attempts <= 1:
+            raise
+        # Changed or lifted in between: start again from what is there now.
+        return apply_isolation(kube, namespace, incident_id, pod_selector, allow_ingress, allow_egress, check_mode, name,
+                               _attempts - 1)
+    return {'changed': True, 'name': name, 'policy': replaced, 'operation': operation, 'before': existing,
+            'holders': sorted(held_by)}
 
 
-def lift_isolation(kube, namespace, check_mode=False, name=ISOLATION_POLICY_NAME):
-    """Delete the isolation policy if it exists; refuse to delete a policy this collection did not create."""
+def lift_isolation(kube, namespace, incident_id=None, check_mode=False, name=ISOLATION_POLICY_NAME, force=False, _attempts=3):
+    """Remove the incident's hold on the isolation; delete the policy when nobody holds it any more.
+
+    Without ``incident_id`` only a policy that no incident holds is deleted, unless ``force`` (a person lifting it by
+    hand). ``operation`` is deleted, released (the hold is gone, other incidents still hold the isolation) or none.
+    Refuses to touch a policy this collection did not create.
+    """
     validate_name(namespace, 'namespace', namespace=True)
     validate_name(name, 'name')
     existing = get_policy(kube, namespace, name)
     if existing is None:
-        return {'changed': False, 'name': name, 'policy': None, 'operation': 'none', 'before': None}
-    if not _ours(existing):
-        raise ValidationError('NetworkPolicy %s/%s was not created by this collection (no %s=%s label); it is left in place'
-                              % (namespace, name, MANAGED_LABEL, MANAGED_BY))
+        return {'changed': False, 'name': name, 'policy': None, 'operation': 'none', 'before': None, 'holders': []}
+    _refuse_foreign(existing, namespace, name, 'lift')
+    current = holders(existing)
+    remaining = [holder for holder in current if holder != incident_id]
+    if force:
+        remaining = []
+    elif incident_id is None and remaining:
+        raise ValidationError('NetworkPolicy %s/%s is held by %s: name the incident whose hold to lift (incident_id), or force'
+                              % (namespace, name, ', '.join(remaining)))
+    if remaining:
+        if remaining == current:
+            return {'changed': False, 'name': name, 'policy': existing, 'operation': 'none', 'before': existing,
+                    'holders': remaining}
+        updated = _with_holders(copy.deepcopy(existing), remaining)
+        if not check_mode:
+            try:
+                updated, _source = kube.request_json('PUT', _path(namespace, name), updated)
+            except KubernetesError as exc:
+                if exc.status not in (404, 409) or _attempts <= 1:
+                    raise
+                return lift_isolation(kube, namespace, incident_id, check_mode, name, force, _attempts - 1)
+        return {'changed': True, 'name': name, 'policy': updated, 'operation': 'released', 'before': existing,
+                'holders': remaining}
     if not check_mode:
+        options = {'kind': 'DeleteOptions', 'apiVersion': 'v1',
+                   'preconditions': {'resourceVersion': existing['metadata'].get('resourceVersion')}}
         try:
-            kube.request_json('DELETE', _path(namespace, name))
+            kube.request_json('DELETE', _path(namespace, name), options)
         except KubernetesError as exc:
+            if exc.status == 409 and _attempts > 1:
+                # Someone added a hold in between: recompute.
+                return lift_isolation(kube, namespace, incident_id, check_mode, name, force, _attempts - 1)
             if exc.status != 404:
                 raise
-    return {'changed': True, 'name': name, 'policy': existing, 'operation': 'deleted', 'before': existing}
+    return {'changed': True, 'name': name, 'policy': existing, 'operation': 'deleted', 'before': existing, 'holders': []}

@@ -49,4 +49,10 @@ class StoreError(IncidentResponseError):
 
 
 class LockTimeoutError(StoreError):
-    """Another writer held the store lock for longer than the timeout."""
+    """Another writer held the store lock for longer than the timeout (or, in the kubernetes store, kept winning the
+    race to write for longer than the timeout)."""
+
+
+class ConflictError(StoreError):
+    """A concurrent writer changed what this operation read (the kubernetes store's resourceVersion precondition
+    failed); the store runs the operation again on the new state."""

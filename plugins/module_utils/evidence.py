@@ -138,6 +138,22 @@ def _lines_until(chunks, until, state):
         yield pending
 
 
+def gaps(errors):
+    """What a capture missed, for the evidence gate: ``{'logs': pods whose current log could not be read ('*' when the
+    pods could not even be listed), 'previous_logs': pods, 'other': kinds}``; empty lists when it is complete."""
+    logs, previous, other = set(), set(), set()
+    for error in errors or []:
+        kind, name = error.get('kind'), error.get('name') or ''
+        if kind == 'PodLog':
+            pod = name.split('/', 1)[0]
+            (previous if name.endswith(' (previous)') else logs).add(pod)
+        elif kind == 'Pod':
+            logs.add('*')
+        else:
+            other.add(kind or 'unknown')
+    return {'logs': sorted(logs), 'previous_logs': sorted(previous), 'other': sorted(other)}
+
+
 class BundleWriter:
     """Writes files into a bundle directory and keeps the manifest entries (thread-safe)."""
 

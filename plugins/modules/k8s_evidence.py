@@ -168,6 +168,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+gaps:
+  description:
+    - What the capture missed - C(logs), the pods whose current log could not be read (C(*) when the pods could not be
+      listed), C(previous_logs), and C(other), the kinds of object that could not be read. Empty lists when complete.
+    - The response's evidence gate blocks actions that would destroy those logs (scale to 0, restarts).
+  returned: always
+  type: dict
+  sample: {logs: [slurm-exporter-7d9c-abcde], previous_logs: [], other: []}
 bundle:
   description: Path of the bundle directory.
   returned: success, not in check mode
@@ -303,7 +311,8 @@ def run(module):
             plan = collector.plan()
             if not plan['pods']:
                 module.warn('no pod of namespace %s matches the selection' % params['namespace'])
-            return {'changed': False, 'would_capture': plan, 'errors': plan['errors'], 'registered': False}
+            return {'changed': False, 'would_capture': plan, 'errors': plan['errors'], 'gaps': evidence.gaps(plan['errors']),
+                    'registered': False}
         store.ensure()
         bundle_dir = evidence.new_bundle_dir(store.root, incident_id)
         manifest, digest = collector.capture(bundle_dir, incident_id)
@@ -319,7 +328,7 @@ def run(module):
         module.warn('no pod of namespace %s was captured (none matched, or listing them failed: see errors)' % params['namespace'])
     result = {
         'changed': True, 'bundle': bundle_dir, 'manifest_sha256': digest, 'counts': manifest['counts'], 'files': len(captured),
-        'bytes': sum(entry['size'] for entry in captured), 'errors': manifest['errors'],
+        'bytes': sum(entry['size'] for entry in captured), 'errors': manifest['errors'], 'gaps': evidence.gaps(manifest['errors']),
         'truncated': [{'path': e['path'], 'reason': e['truncated']} for e in captured if e.get('truncated')], 'registered': False,
     }
     if params['archive']:
@@ -328,7 +337,7 @@ def run(module):
         try:
             module.incident_service(store).update(incident_id, {'evidence': [{'path': bundle_dir, 'sha256': digest, 'details': {
                 'archive': result.get('archive'), 'archive_sha256': result.get('archive_sha256'), 'counts': manifest['counts'],
-                'errors': len(manifest['errors']), 'namespace': params['namespace']}}]})
+                'errors': len(manifest['errors']), 'gaps': result['gaps'], 'namespace': params['namespace']}}]})
         except IncidentResponseError as exc:
             # The bundle exists: say where, so that it can be registered by hand rather than lost.
             module.fail_json(msg='evidence captured in %s (manifest SHA-256 %s) but not registered in %s: %s' % (

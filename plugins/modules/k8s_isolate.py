@@ -9,7 +9,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: k8s_isolate
 short_description: Isolate a workload's pods with an emergency NetworkPolicy, or lift the isolation
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Applies a NetworkPolicy that selects the workload's pods and denies all ingress and egress except the rules that
     responders need (O(allow_ingress), O(allow_egress)); with O(state=absent) deletes it again.
@@ -17,6 +17,11 @@ description:
     A policy of the same name without that label is never replaced or deleted; the task fails instead.
   - Idempotent; a policy that drifted from the wanted rules is replaced. Two responders applying it at the same time
     converge on one policy.
+  - Isolation is shared and reference-counted. The annotation C(incident-response/holders) lists the incidents that hold it;
+    O(state=present) adds O(incident_id)'s hold, O(state=absent) removes only that hold and deletes the policy when no
+    incident holds it any more. Without O(incident_id), O(state=absent) deletes only a policy nobody holds, unless O(force).
+  - The response role changes isolation through P(slurm_exporter.incident_response.k8s_workload#module), which also
+    holds the workload's Lease; this module is for people and custom playbooks.
   - One API round trip per call without the kubernetes client's discovery, which matters for the first containment
     step; the same code runs in-process in the webhook launcher's first response.
   - Peers with an empty list (which Kubernetes reads as "everything") are refused.
@@ -64,8 +69,14 @@ options:
     elements: dict
     default: []
   incident_id:
-    description: Incident whose response isolated the pods; recorded as a label on the policy.
+    description:
+      - Incident whose response isolates the pods (or lifts its isolation). Its hold is added to (or removed from) the
+        policy's holders; the first incident is also recorded as a label.
     type: str
+  force:
+    description: With O(state=absent), delete the policy whatever incidents still hold it (a person lifting it by hand).
+    type: bool
+    default: false
 '''
 
 EXAMPLES = r'''
@@ -79,10 +90,17 @@ EXAMPLES = r'''
               matchLabels:
                 kubernetes.io/metadata.name: incident-response
 
-- name: Recovery - lift the isolation
+- name: Recovery - lift this incident's isolation (the policy stays while another incident holds it)
+  slurm_exporter.incident_response.k8s_isolate:
+    namespace: slurm-exporter
+    incident_id: "{{ incident_id }}"
+    state: absent
+
+- name: A person lifts the isolation whoever holds it
   slurm_exporter.incident_response.k8s_isolate:
     namespace: slurm-exporter
     state: absent
+    force: true
 '''
 
 RETURN = r'''
@@ -96,11 +114,17 @@ operation:
   returned: always
   type: str
   sample: created
-  choices: [created, replaced, deleted, none]
+  choices: [created, replaced, held, released, deleted, none]
 policy:
   description: The policy as stored by the API server (the wanted one in check mode; the deleted one for O(state=absent)).
   returned: always
   type: dict
+holders:
+  description: The incidents that hold the isolation afterwards.
+  returned: always
+  type: list
+  elements: str
+  sample: [INC-20261202-0001]
 '''
 
 import json  # noqa: E402
@@ -120,6 +144,7 @@ ARGUMENT_SPEC = dict(K8S_AUTH_ARGUMENT_SPEC, **{
     'allow_ingress': {'type': 'list', 'elements': 'dict', 'default': []},
     'allow_egress': {'type': 'list', 'elements': 'dict', 'default': []},
     'incident_id': {'type': 'str'},
+    'force': {'type': 'bool', 'default': False},
 })
 
 
@@ -133,7 +158,8 @@ def run(module):
             result = containment.apply_isolation(kube, params['namespace'], params['incident_id'], params['pod_selector'],
                                                  params['allow_ingress'], params['allow_egress'], module.check_mode, params['name'])
         else:
-            result = containment.lift_isolation(kube, params['namespace'], module.check_mode, params['name'])
+            result = containment.lift_isolation(kube, params['namespace'], params['incident_id'], module.check_mode, params['name'],
+                                                force=params['force'])
         before = result.pop('before')
     finally:
         kube.close()

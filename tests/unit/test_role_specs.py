@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 
 import pytest
 import yaml
@@ -51,3 +52,23 @@ def test_one_playbook_per_plan():
     plans = {os.path.basename(p) for p in glob.glob(os.path.join(ROLE, 'tasks', 'plans', '*.yml'))}
     playbooks = {os.path.basename(p) for p in glob.glob(os.path.join(REPO_ROOT, 'playbooks', '*.yml'))}
     assert plans <= playbooks and 'respond.yml' in playbooks
+
+
+@pytest.mark.parametrize('role', ['response', 'deploy'])
+def test_every_option_is_read_somewhere(role):
+    """An option documented in argument_specs or defaults that no task, template, playbook or plugin reads is a promise
+    nothing keeps (incident_action_retry_interval was documented as flapping protection and read nowhere)."""
+    options = set(load('meta', 'argument_specs.yml', role=role)['argument_specs']['main']['options'])
+    options |= set(load('defaults', 'main.yml', role=role))
+    declared = {os.path.join(REPO_ROOT, 'roles', role, 'defaults', 'main.yml'),
+                os.path.join(REPO_ROOT, 'roles', role, 'meta', 'argument_specs.yml')}
+    sources = []
+    for pattern in ('roles/**/*.yml', 'roles/**/*.j2', 'playbooks/**/*.yml', 'templates/**/*.j2', 'plugins/**/*.py',
+                    'extensions/**/*.yml', 'extensions/**/*.py'):
+        for path in glob.glob(os.path.join(REPO_ROOT, pattern), recursive=True):
+            if path not in declared:
+                with open(path, encoding='utf-8') as handle:
+                    sources.append(handle.read())
+    text = '\n'.join(sources)
+    unread = sorted(option for option in options if not re.search(r'(?<![A-Za-z0-9_])%s(?![A-Za-z0-9_])' % re.escape(option), text))
+    assert unread == [], 'documented but read nowhere: %s' % ', '.join(unread)

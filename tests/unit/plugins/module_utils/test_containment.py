@@ -35,12 +35,43 @@ def test_isolate_is_idempotent_and_converges(kube, client):
                               'ingress': [], 'egress': []}
     assert stored['metadata']['labels'][containment.INCIDENT_LABEL] == 'INC-20260131-0001'
     kube.clear_requests()
-    again = containment.apply_isolation(client, NS, 'INC-20260131-0002')
+    again = containment.apply_isolation(client, NS, 'INC-20260131-0001')
     assert not again['changed'] and kube.writes() == []
+    # A second incident adds its hold to the same policy.
+    second = containment.apply_isolation(client, NS, 'INC-20260131-0002')
+    assert second['operation'] == 'held' and second['holders'] == ['INC-20260131-0001', 'INC-20260131-0002']
+    assert containment.holders(policy(kube)) == ['INC-20260131-0001', 'INC-20260131-0002']
     # Drifted rules are replaced, and the incident that isolated first stays on the label.
     widened = containment.apply_isolation(client, NS, 'INC-20260131-0002', allow_egress=DNS)
     assert widened['operation'] == 'replaced' and policy(kube)['spec']['egress'] == DNS
     assert policy(kube)['metadata']['labels'][containment.INCIDENT_LABEL] == 'INC-20260131-0001'
+
+
+def test_lifting_removes_only_the_incidents_own_hold(kube, client):
+    for number in (1, 2, 3):
+        containment.apply_isolation(client, NS, 'INC-20260131-000%d' % number)
+    first = containment.lift_isolation(client, NS, 'INC-20260131-0001')
+    assert first['operation'] == 'released' and first['holders'] == ['INC-20260131-0002', 'INC-20260131-0003']
+    assert policy(kube) is not None
+    # Lifting a hold that is not there (a rerun) changes nothing.
+    kube.clear_requests()
+    assert containment.lift_isolation(client, NS, 'INC-20260131-0001')['operation'] == 'none' and kube.writes() == []
+    # Without an incident, a held policy is refused, unless forced.
+    with pytest.raises(ValidationError, match='is held by INC-20260131-0002, INC-20260131-0003'):
+        containment.lift_isolation(client, NS)
+    assert containment.lift_isolation(client, NS, 'INC-20260131-0003')['operation'] == 'released'
+    last = containment.lift_isolation(client, NS, 'INC-20260131-0002')
+    assert last['operation'] == 'deleted' and policy(kube) is None
+    containment.apply_isolation(client, NS, 'INC-20260131-0004')
+    assert containment.lift_isolation(client, NS, force=True)['operation'] == 'deleted' and policy(kube) is None
+
+
+def test_a_hold_added_between_read_and_delete_keeps_the_policy(kube, client):
+    """The DELETE carries the resourceVersion it was decided on: a 409 means re-reading, not deleting a new hold."""
+    containment.apply_isolation(client, NS, 'INC-20260131-0001')
+    kube.add_fault('DELETE', r'/networkpolicies/incident-isolation$', status=409, times=1)
+    containment.apply_isolation(client, NS, 'INC-20260131-0001')
+    assert containment.lift_isolation(client, NS, 'INC-20260131-0001')['operation'] == 'deleted'
 
 
 def test_check_mode_sends_no_write(kube, client):
@@ -57,6 +88,9 @@ def test_lift_deletes_only_our_policy(kube, client):
     assert not containment.lift_isolation(client, NS)['changed']
     containment.apply_isolation(client, NS)
     assert containment.lift_isolation(client, NS)['operation'] == 'deleted' and policy(kube) is None
+    # A policy from before holds were recorded is held by the incident on its label.
+    containment.apply_isolation(client, NS, 'INC-20260131-0009')
+    assert containment.holders(policy(kube)) == ['INC-20260131-0009']
     # The exporter's own policy (no managed-by label) is never replaced or deleted.
     with pytest.raises(ValidationError, match='not created by this collection'):
         containment.lift_isolation(client, NS, name='slurm-exporter')

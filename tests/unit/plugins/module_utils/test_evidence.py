@@ -270,7 +270,7 @@ def test_in_cluster_fallback_only_without_a_named_kubeconfig(monkeypatch, tmp_pa
     def in_cluster(client_configuration):
         client_configuration.host = 'https://10.0.0.1:443'
 
-    monkeypatch.setattr(k8s.k8s_config, 'load_incluster_config', in_cluster)
+    monkeypatch.setattr(k8s.kubernetes_library()['config'], 'load_incluster_config', in_cluster)
     kube = k8s.Kubernetes({'workers': 20})
     assert kube.host == 'https://10.0.0.1:443' and kube.api.configuration.connection_pool_maxsize >= 22
     kube.close()

@@ -100,8 +100,8 @@ def test_invalid_transition_changes_nothing(tmp_path):
     incident_id = svc.open(type_name='api_failure').after['id']
     svc.resolve(incident_id, resolution='fixed')
     before = snapshot(tmp_path)
-    with pytest.raises(TransitionError, match='cannot move from resolved to investigating'):
-        svc.update(incident_id, {'status': 'investigating'})
+    with pytest.raises(TransitionError, match='cannot move from resolved to monitoring'):
+        svc.update(incident_id, {'status': 'monitoring'})
     assert snapshot(tmp_path) == before
 
 
