@@ -21,7 +21,6 @@ import os
 import yaml
 
 from tests.emulator.logs import LogSource
-from tests.emulator.resources import BY_KIND
 from tests.emulator.seed import add_pods, seed as seed_cluster
 from tests.emulator.server import WRITE_VERBS, EmulatorCore, Fault
 
@@ -86,7 +85,8 @@ class Emulator:
     # -- the request log -----------------------------------------------------------------
     @property
     def requests(self) -> list[dict]:
-        """Every request so far: method, path, query, namespace, resource, subresource, name, verb, status, dry_run."""
+        """Every request so far: method, path, query, namespace, resource, subresource, name, verb, status, dry_run, and
+        client (the client's port: one per connection, so requests of one process over a kept-alive connection share it)."""
         with self._core.log_lock:
             return [dict(entry) for entry in self._core.log]
 
@@ -106,23 +106,31 @@ class Emulator:
 
     def list(self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None) -> list[dict]:
         """Copies of the stored objects of a kind (in ``namespace``, matching ``label_selector``)."""
-        items, _rv = self._core.state.list(BY_KIND[(api_version, kind)], namespace, label_selector)
+        items, _rv = self._core.state.list(self._core.state.resource_by_kind(api_version, kind), namespace, label_selector)
         return items
 
     def create(self, obj: dict) -> dict:
         """Create an object directly (no request logged)."""
-        resource = BY_KIND[(obj['apiVersion'], obj['kind'])]
+        resource = self._core.state.resource_by_kind(obj['apiVersion'], obj['kind'])
         return self._core.state.create(resource, obj['metadata'].get('namespace'), copy.deepcopy(obj))
+
+    def replace(self, obj: dict) -> dict:
+        """Replace a stored object directly (no request logged; the controllers run as for an update)."""
+        resource = self._core.state.resource_by_kind(obj['apiVersion'], obj['kind'])
+        metadata = obj['metadata']
+        return self._core.state.replace(resource, metadata.get('namespace'), metadata['name'], copy.deepcopy(obj))
 
     # -- behaviour -----------------------------------------------------------------------
     def add_fault(self, method: str | None = None, path_regex: str = '.*', status: int = 500,  # pylint: disable=too-many-arguments
-                  times: int | None = None, delay: float | None = None, hang: bool = False, reason: str = 'InternalError') -> Fault:
+                  times: int | None = None, delay: float | None = None, hang: bool = False, reason: str = 'InternalError',
+                  message: str | None = None) -> Fault:
         """Fail matching requests: answer ``status`` with a Status body, after ``delay`` seconds, or hang.
 
         A hanging request holds its connection until the emulator stops (or ``delay`` seconds).
-        ``times`` limits how many requests the fault hits. Returns the Fault (``.hits`` counts them).
+        ``times`` limits how many requests the fault hits; ``message`` is the Status message (say, an admission
+        webhook's denial). Returns the Fault (``.hits`` counts them).
         """
-        fault = Fault(method, path_regex, status if not hang else None, times, delay, hang, reason)
+        fault = Fault(method, path_regex, status if not hang else None, times, delay, hang, reason, message)
         with self._core.log_lock:
             self._core.faults.append(fault)
         return fault

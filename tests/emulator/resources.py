@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import collections
 
-Resource = collections.namedtuple('Resource', 'group version plural kind namespaced subresources short_names')
+# ``crd``: the name of the CustomResourceDefinition that serves the resource (None for the built-in ones).
+Resource = collections.namedtuple('Resource', 'group version plural kind namespaced subresources short_names crd', defaults=(None,))
 
 VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch']
 
@@ -42,10 +43,12 @@ RESOURCES = [
     Resource('batch', 'v1', 'jobs', 'Job', True, ('status',), ()),
     Resource('batch', 'v1', 'cronjobs', 'CronJob', True, ('status',), ('cj',)),
     Resource('events.k8s.io', 'v1', 'events', 'Event', True, (), ('ev',)),
+    Resource('coordination.k8s.io', 'v1', 'leases', 'Lease', True, (), ()),
     Resource('monitoring.coreos.com', 'v1', 'prometheusrules', 'PrometheusRule', True, (), ('promrule',)),
     Resource('chaos-mesh.org', 'v1alpha1', 'podchaos', 'PodChaos', True, (), ()),
     Resource('chaos-mesh.org', 'v1alpha1', 'networkchaos', 'NetworkChaos', True, (), ()),
     Resource('chaos-mesh.org', 'v1alpha1', 'schedules', 'Schedule', True, (), ()),
+    Resource('apiextensions.k8s.io', 'v1', 'customresourcedefinitions', 'CustomResourceDefinition', False, ('status',), ('crd', 'crds')),
 ]
 
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
@@ -59,10 +62,10 @@ def api_version(resource):
     return '%s/%s' % (resource.group, resource.version) if resource.group else resource.version
 
 
-def resource_list(group, version):
-    """APIResourceList for one group/version, or None."""
+def resource_list(group, version, custom=()):
+    """APIResourceList for one group/version (the built-in resources and ``custom``, those of the CRDs), or None."""
     entries = []
-    for resource in RESOURCES:
+    for resource in list(RESOURCES) + list(custom):
         if (resource.group, resource.version) != (group, version):
             continue
         entries.append({
@@ -80,9 +83,9 @@ def resource_list(group, version):
             'resources': entries}
 
 
-def group_list():
+def group_list(custom=()):
     groups = collections.OrderedDict()
-    for resource in RESOURCES:
+    for resource in list(RESOURCES) + list(custom):
         if resource.group:
             groups.setdefault(resource.group, [])
             if resource.version not in groups[resource.group]:

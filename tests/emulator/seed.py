@@ -52,6 +52,24 @@ def load_documents(seed_dir=None):
     return documents
 
 
+def corrected(document):
+    """The one correction made to the upstream manifests, by this seed and by the real cluster's (tests/kube).
+
+    A real API server refuses the upstream LimitRange (two items of type Container: "spec.limits[1].type: Duplicate
+    value"), and with the minimum of its second item it would refuse the Deployment's pods (the init container
+    requests cpu 10m and memory 16Mi, below 50m and 64Mi). The Container items are merged into one, without ``min``.
+    """
+    if document.get('kind') != 'LimitRange':
+        return document
+    limits = document.get('spec', {}).get('limits') or []
+    merged = {}
+    for item in limits:
+        if item.get('type') == 'Container':
+            merged.update({key: value for key, value in item.items() if key != 'min'})
+    document['spec']['limits'] = ([merged] if merged else []) + [item for item in limits if item.get('type') != 'Container']
+    return document
+
+
 def seed(state, seed_dir=None, extra_pods=0):
     """Load the manifests into ``state`` and add nodes, pods, endpoints and events."""
     with state.lock:
@@ -79,7 +97,7 @@ def seed(state, seed_dir=None, extra_pods=0):
                 continue
             namespace = document['metadata'].get('namespace') or (NAMESPACE if resource.namespaced else None)
             try:
-                state.create(resource, namespace, document)
+                state.create(resource, namespace, corrected(document))
             except ApiError as exc:
                 LOG.warning('skipping %s %s: %s', document['kind'], document['metadata'].get('name'), exc.message)
         pods = pods_of(state)

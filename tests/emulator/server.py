@@ -13,6 +13,7 @@ a request log, and injectable faults (error codes, delays, hangs).
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hmac
 import http.server
@@ -35,7 +36,7 @@ MAX_BODY = 8 * 1024 * 1024
 class Fault:  # pylint: disable=too-few-public-methods
     """An injected failure for requests whose method and path match."""
 
-    def __init__(self, method, path_regex, status, times, delay, hang, reason):
+    def __init__(self, method, path_regex, status, times, delay, hang, reason, message=None):  # pylint: disable=too-many-arguments
         self.method = method.upper() if method else None
         self.pattern = re.compile(path_regex)
         self.status = status
@@ -43,6 +44,7 @@ class Fault:  # pylint: disable=too-few-public-methods
         self.delay = delay
         self.hang = hang
         self.reason = reason
+        self.message = message
         self.hits = 0
 
     def matches(self, method, path):
@@ -56,6 +58,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     protocol_version = 'HTTP/1.1'
     server_version = 'kube-emulator/1.0'
+    # The request being answered (set by _handle); an answer outside it (send_error on a bad request line) is not logged.
+    _entry, _recorded = None, True
 
     def log_message(self, format, *args):  # pylint: disable=redefined-builtin
         """Quiet: the request log is kept in memory instead."""
@@ -112,7 +116,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         query = {key: values[-1] for key, values in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
         entry = {'time': time.time(), 'method': self.command, 'path': path, 'query': query, 'namespace': None,
                  'resource': None, 'subresource': None, 'name': None, 'verb': None, 'status': None,
-                 'dry_run': query.get('dryRun') == 'All'}
+                 'dry_run': query.get('dryRun') == 'All', 'client': self.client_address[1]}
+        self._entry, self._recorded = entry, False
         try:
             if path in ('/healthz', '/readyz', '/livez'):
                 entry['status'] = self._plain(200, b'ok')
@@ -135,7 +140,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if fault.delay:
                     time.sleep(fault.delay)
                 if fault.status:
-                    raise ApiError(fault.status, fault.reason, 'injected fault: %s %s' % (self.command, path))
+                    raise ApiError(fault.status, fault.reason, fault.message or 'injected fault: %s %s' % (self.command, path))
             entry['status'] = self._dispatch(route, query, body, entry)
         except ApiError as exc:
             entry['status'] = self._send_json(exc.code, exc.status())
@@ -144,7 +149,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except Exception as exc:  # pylint: disable=broad-exception-caught
             entry['status'] = self._send_json(500, ApiError(500, 'InternalError', 'emulator error: %r' % exc).status())
         finally:
-            emulator.record(entry)
+            self._record(entry['status'])
+
+    def send_response(self, code, message=None):
+        """Every answer starts here: the request is logged first (``_record``)."""
+        self._record(code)
+        super().send_response(code, message)
+
+    def _record(self, status):
+        """Log this request once, with its status, before the client can read the answer.
+
+        A client that reads the answer and then looks at (or clears) the log must find the request there.
+        """
+        if self._recorded:
+            return
+        self._recorded = True
+        self._entry['status'] = status
+        self.server.emulator.record(self._entry)
 
     def _read_body_quietly(self):
         length = int(self.headers.get('Content-Length') or 0)
@@ -178,9 +199,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not rest:
             return ('discovery', group, version)
         namespace = None
-        if rest[0] == 'namespaces' and len(rest) >= 3 and (group, version, rest[2]) in res.BY_PATH:
+        state = self.server.emulator.state
+        if rest[0] == 'namespaces' and len(rest) >= 3 and state.resource_by_path(group, version, rest[2]) is not None:
             namespace, rest = rest[1], rest[2:]
-        resource = res.BY_PATH.get((group, version, rest[0]))
+        resource = state.resource_by_path(group, version, rest[0])
         if resource is None:
             raise ApiError(404, 'NotFound', 'the server could not find the requested resource (%s)' % path)
         name = rest[1] if len(rest) > 1 else None
@@ -201,9 +223,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._send_json(200, {'kind': 'APIVersions', 'versions': ['v1'], 'serverAddressByClientCIDRs': [
                 {'clientCIDR': '0.0.0.0/0', 'serverAddress': emulator.url.split('//', 1)[1]}]})
         if kind == 'apis':
-            return self._send_json(200, res.group_list())
+            return self._send_json(200, res.group_list(state.custom.values()))
         if kind == 'discovery':
-            document = res.resource_list(route[1], route[2])
+            document = res.resource_list(route[1], route[2], state.custom.values())
             if document is None:
                 raise ApiError(404, 'NotFound', 'the server could not find the requested resource')
             return self._send_json(200, document)
@@ -216,16 +238,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if entry['verb'] == 'watch':
                     items, _revision = state.list(resource, namespace, query.get('labelSelector'), query.get('fieldSelector'))
                     return self._watch(items)
-                items, revision = state.list_json(resource, namespace, query.get('labelSelector'), query.get('fieldSelector'))
-                head = json.dumps({'kind': resource.kind + 'List', 'apiVersion': res.api_version(resource),
-                                   'metadata': {'resourceVersion': revision}})
-                return self._send_bytes(200, b''.join((head[:-1].encode(), b', "items": [', b', '.join(items), b']}')))
+                return self._list(state, resource, namespace, query)
             entry['verb'] = 'get'
             if subresource == 'log':
                 return self._log(state, namespace, name, query)
             obj = state.get(resource, namespace, name)
             if subresource == 'scale':
                 return self._send_json(200, self._scale(obj))
+            answer = self._as(state, resource, [obj], query, single=True)
+            if answer is not None:
+                return self._send_json(200, answer)
             return self._send_json(200, obj)
         if method == 'POST':
             entry['verb'] = 'create'
@@ -248,9 +270,79 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self._send_json(200, {'kind': resource.kind + 'List', 'apiVersion': res.api_version(resource),
                                              'metadata': {}, 'items': items})
             entry['verb'] = 'delete'
-            obj = state.delete(resource, namespace, name, dry_run)
-            return self._send_json(200, obj)
+            preconditions = (body or {}).get('preconditions') or {} if isinstance(body, dict) else {}
+            obj = state.delete(resource, namespace, name, dry_run, preconditions)
+            if resource.kind in ('Pod', 'Namespace'):
+                # Graceful deletion: the API server answers with the object (being deleted).
+                return self._send_json(200, obj)
+            found = {'name': name, 'kind': resource.plural, 'uid': obj['metadata'].get('uid')}
+            if resource.group:
+                found['group'] = resource.group
+            return self._send_json(200, {'kind': 'Status', 'apiVersion': 'v1', 'metadata': {}, 'status': 'Success', 'details': found})
         raise ApiError(405, 'MethodNotAllowed', 'method %s is not allowed' % method)
+
+    def _wants(self):
+        """The representation the client asked for: 'Table', 'PartialObjectMetadata' or None (the objects), from Accept."""
+        accept = self.headers.get('Accept', '') or ''
+        for part in accept.split(','):
+            params = {}
+            for item in part.split(';')[1:]:
+                key, _sep, value = item.strip().partition('=')
+                params[key] = value
+            if params.get('g') == 'meta.k8s.io' and params.get('as') in ('Table', 'PartialObjectMetadata', 'PartialObjectMetadataList'):
+                return params['as'].replace('List', '')
+            media = part.split(';')[0].strip()
+            if media in ('application/json', '*/*', 'application/*', ''):
+                return None
+        return None
+
+    def _as(self, state, resource, objects, query, single=False, revision=None, more=None):
+        """The Table or PartialObjectMetadata(List) answer the Accept header asks for, or None for the objects themselves."""
+        wanted = self._wants()
+        if wanted == 'Table':
+            table = state.crd_table(resource, objects, query.get('includeObject') or 'Metadata')
+            if table is None:
+                return None  # only custom resources have a Table here; the client falls back to the objects
+            if not single:
+                table['metadata'] = {'resourceVersion': revision or table['metadata']['resourceVersion']}
+                if more:
+                    table['metadata']['continue'] = more
+            return table
+        if wanted == 'PartialObjectMetadata':
+            items = [{'kind': 'PartialObjectMetadata', 'apiVersion': 'meta.k8s.io/v1', 'metadata': obj.get('metadata') or {}}
+                     for obj in objects]
+            if single:
+                return items[0]
+            metadata = {'resourceVersion': revision}
+            if more:
+                metadata['continue'] = more
+            return {'kind': 'PartialObjectMetadataList', 'apiVersion': 'meta.k8s.io/v1', 'metadata': metadata, 'items': items}
+        return None
+
+    def _list(self, state, resource, namespace, query):
+        """A list, paged by ``limit`` and ``continue`` (objects in namespace/name order), in the representation asked for."""
+        limit = int(query['limit']) if (query.get('limit') or '').isdigit() and int(query['limit']) > 0 else None
+        after = None
+        if query.get('continue'):
+            try:
+                after = tuple(json.loads(base64.urlsafe_b64decode(query['continue'].encode()).decode()))
+            except (ValueError, TypeError):
+                raise ApiError(400, 'BadRequest', 'continue key is not valid: %s' % query['continue']) from None
+        if limit is None and after is None and self._wants() is None:
+            items, revision = state.list_json(resource, namespace, query.get('labelSelector'), query.get('fieldSelector'))
+            more = None
+        else:
+            items, more_key, revision = state.page(resource, namespace, query.get('labelSelector'), query.get('fieldSelector'),
+                                                   limit, after)
+            more = base64.urlsafe_b64encode(json.dumps(list(more_key)).encode()).decode() if more_key else None
+            answer = self._as(state, resource, [json.loads(item) for item in items], query, revision=revision, more=more)
+            if answer is not None:
+                return self._send_json(200, answer)
+        metadata = {'resourceVersion': revision}
+        if more:
+            metadata['continue'] = more
+        head = json.dumps({'kind': resource.kind + 'List', 'apiVersion': res.api_version(resource), 'metadata': metadata})
+        return self._send_bytes(200, b''.join((head[:-1].encode(), b', "items": [', b', '.join(items), b']}')))
 
     @staticmethod
     def _scale(obj):
@@ -268,7 +360,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self._scale(obj)
 
     def _log(self, state, namespace, name, query):
-        pod = state.get(res.BY_PATH[('', 'v1', 'pods')], namespace, name)
+        pod = state.get(state.resource_by_path('', 'v1', 'pods'), namespace, name)
         containers = [container['name'] for container in pod.get('spec', {}).get('containers', [])]
         container = query.get('container')
         if not container:

@@ -9,6 +9,7 @@ Everything here is plain data manipulation under one lock; the HTTP layer is in 
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime
 import hashlib
@@ -17,8 +18,10 @@ import re
 import threading
 import uuid
 
+from tests.emulator import crd as crds
+from tests.emulator import defaults
 from tests.emulator.logs import LogSource
-from tests.emulator.resources import BY_KIND, api_version
+from tests.emulator.resources import BY_KIND, BY_PATH, api_version
 
 REVISION = 'deployment.kubernetes.io/revision'
 
@@ -31,17 +34,90 @@ def _without_version(obj):
 
 
 class ApiError(Exception):
-    """An answer with a Kubernetes Status body."""
+    """An answer with a Kubernetes Status body (``details``: name, group, kind and causes, as the API server sends)."""
 
-    def __init__(self, code, reason, message):
+    def __init__(self, code, reason, message, details=None):
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.message = message
+        self.details = details
 
     def status(self):
-        return {'kind': 'Status', 'apiVersion': 'v1', 'metadata': {}, 'status': 'Failure', 'message': self.message,
-                'reason': self.reason, 'code': self.code}
+        status = {'kind': 'Status', 'apiVersion': 'v1', 'metadata': {}, 'status': 'Failure', 'message': self.message,
+                  'reason': self.reason, 'code': self.code}
+        if self.details:
+            status['details'] = self.details
+        return status
+
+
+def details(resource, name, causes=None):
+    """A Status's details for an object: its name, its resource's group (core: none) and plural."""
+    found = {'name': name}
+    if resource.group:
+        found['group'] = resource.group
+    found['kind'] = resource.plural
+    if causes:
+        found['causes'] = causes
+    return found
+
+
+# What the API server checks of metadata.name (apimachinery validation): most kinds take a DNS-1123 subdomain,
+# namespaces and services a DNS-1123 label.
+_DNS_SUBDOMAIN = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')
+_DNS_LABEL = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')
+
+
+def _validate_limit_range(obj, name):
+    """At most one item per type (the API server's validation of LimitRange)."""
+    seen = set()
+    for index, item in enumerate((obj.get('spec') or {}).get('limits') or []):
+        kind = item.get('type')
+        if kind in seen:
+            message = 'Duplicate value: "%s"' % kind
+            raise ApiError(422, 'Invalid', 'LimitRange "%s" is invalid: spec.limits[%d].type: %s' % (name, index, message),
+                           {'name': name, 'kind': 'LimitRange', 'causes': [{'reason': 'FieldValueDuplicate', 'message': message,
+                                                                           'field': 'spec.limits[%d].type' % index}]})
+        seen.add(kind)
+
+
+def _validate_secret(obj, name):
+    """A kubernetes.io/dockerconfigjson Secret holds a JSON document in .dockerconfigjson (the API server checks it)."""
+    if obj.get('type') != 'kubernetes.io/dockerconfigjson':
+        return
+    field = 'data[.dockerconfigjson]'
+    try:
+        json.loads(base64.b64decode((obj.get('data') or {}).get('.dockerconfigjson') or '', validate=True) or b'')
+    except ValueError:
+        message = 'Invalid value: "<secret contents redacted>": unexpected end of JSON input'
+        raise ApiError(422, 'Invalid', 'Secret "%s" is invalid: %s: %s' % (name, field, message),
+                       {'name': name, 'kind': 'Secret', 'causes': [{'reason': 'FieldValueInvalid', 'message': message,
+                                                                   'field': field}]}) from None
+
+
+_DNS1035_LABEL = re.compile(r'^[a-z]([-a-z0-9]*[a-z0-9])?$')
+_NAME_RULES = {
+    'Namespace': (_DNS_LABEL, 63, "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
+                                  "start and end with an alphanumeric character"),
+    # Service names are DNS-1035 labels (ValidateServiceName): they must start with a letter.
+    'Service': (_DNS1035_LABEL, 63, "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+                                    "alphabetic character, and end with an alphanumeric character"),
+}
+_SUBDOMAIN_RULE = (_DNS_SUBDOMAIN, 253, "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+                                        "'.', and must start and end with an alphanumeric character")
+
+
+def invalid_name(resource, name):
+    """The 422 Invalid error the API server answers for a bad metadata.name, or None."""
+    pattern, limit, rule = _NAME_RULES.get(resource.kind, _SUBDOMAIN_RULE)
+    if pattern.match(name) and len(name) <= limit:
+        return None
+    if len(name) > limit:
+        rule = 'must be no more than %d characters' % limit
+    message = 'Invalid value: "%s": %s' % (name, rule)
+    found = dict(details(resource, name, [{'reason': 'FieldValueInvalid', 'message': message, 'field': 'metadata.name'}]),
+                 kind=resource.kind)  # Invalid names the Kind, NotFound and AlreadyExists the resource
+    return ApiError(422, 'Invalid', '%s "%s" is invalid: metadata.name: %s' % (resource.kind, name, message), found)
 
 
 def now_ts():
@@ -53,30 +129,17 @@ _TERM_SPLIT = re.compile(r',(?![^()]*\))')
 _SET_TERM = re.compile(r'^\s*([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)\s*$')
 
 
+_LABEL_KEY = re.compile(r'^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$')
+_LABEL_VALUE = re.compile(r'^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$')
+
+
+def _selector_error(text, why):
+    return ApiError(400, 'BadRequest', 'unable to parse requirement: %s (in label selector %r)' % (why, text))
+
+
 def parse_label_selector(text):
-    """A predicate over a labels mapping, from a label selector string."""
-    terms = []
-    for raw in _TERM_SPLIT.split(text or ''):
-        term = raw.strip()
-        if not term:
-            continue
-        match = _SET_TERM.match(term)
-        if match:
-            values = {value.strip() for value in match.group(3).split(',')}
-            terms.append((match.group(1), match.group(2), values))
-        elif '!=' in term:
-            key, value = term.split('!=', 1)
-            terms.append((key.strip(), '!=', value.strip()))
-        elif '==' in term:
-            key, value = term.split('==', 1)
-            terms.append((key.strip(), '=', value.strip()))
-        elif '=' in term:
-            key, value = term.split('=', 1)
-            terms.append((key.strip(), '=', value.strip()))
-        elif term.startswith('!'):
-            terms.append((term[1:].strip(), '!exists', None))
-        else:
-            terms.append((term, 'exists', None))
+    """A predicate over a labels mapping, from a label selector string (400 BadRequest when it does not parse)."""
+    terms = label_terms(text)
 
     def predicate(labels):
         labels = labels or {}
@@ -97,6 +160,41 @@ def parse_label_selector(text):
         return True
 
     return predicate
+
+
+def label_terms(text):
+    """``[(key, operator, value)]`` of a label selector (operators ``=``, ``!=``, ``in``, ``notin``, ``exists``, ``!exists``)."""
+    terms = []
+    for raw in _TERM_SPLIT.split(text or ''):
+        term = raw.strip()
+        if not term:
+            continue
+        match = _SET_TERM.match(term)
+        if not match and ('(' in term or ')' in term):
+            raise _selector_error(text, 'found %r, expected a set of values in parentheses' % term)
+        if match:
+            values = {value.strip() for value in match.group(3).split(',')}
+            terms.append((match.group(1), match.group(2), values))
+        elif '!=' in term:
+            key, value = term.split('!=', 1)
+            terms.append((key.strip(), '!=', value.strip()))
+        elif '==' in term:
+            key, value = term.split('==', 1)
+            terms.append((key.strip(), '=', value.strip()))
+        elif '=' in term:
+            key, value = term.split('=', 1)
+            terms.append((key.strip(), '=', value.strip()))
+        elif term.startswith('!'):
+            terms.append((term[1:].strip(), '!exists', None))
+        else:
+            terms.append((term, 'exists', None))
+    for key, _operator, value in terms:
+        if not _LABEL_KEY.match(key) or len(key.rsplit('/', 1)[-1]) > 63:
+            raise _selector_error(text, 'key %r is not a valid label key' % key)
+        for one in value if isinstance(value, set) else [value] if value is not None else []:
+            if not _LABEL_VALUE.match(one) or len(one) > 63:
+                raise _selector_error(text, 'value %r is not a valid label value' % one)
+    return terms
 
 
 def dig(obj, dotted):
@@ -284,6 +382,15 @@ def json_patch(target, operations):
     return doc
 
 
+def _is_crd(resource):
+    return resource.kind == 'CustomResourceDefinition' and resource.group == 'apiextensions.k8s.io'
+
+
+def _qualified(resource):
+    """``plural.group`` (``plural`` for the core group), as the API server names a resource in its messages."""
+    return '%s.%s' % (resource.plural, resource.group) if resource.group else resource.plural
+
+
 # -- the cluster ----------------------------------------------------------------------------
 class ClusterState:  # pylint: disable=too-many-public-methods
     """Objects by resource, with metadata bookkeeping and small controllers."""
@@ -300,10 +407,124 @@ class ClusterState:  # pylint: disable=too-many-public-methods
         self._placed = 0
         self._shared_log = None
         self._owner_uids = set()  # uids named in some ownerReferences: only their deletion needs a garbage-collection scan
+        # CustomResourceDefinitions: what each serves, by path and by kind, and a label index of the custom resources
+        # (label key -> value -> object keys), so that selecting a few among many is not a scan.
+        self.crds = {}           # CRD name -> the CRD object
+        self.custom = {}         # (group, version, plural) -> Resource
+        self.custom_kinds = {}   # (apiVersion, kind) -> Resource
+        self._labels = {}        # (group, plural) -> {label key: {value: {(namespace, name)}}}
 
     # -- bookkeeping -------------------------------------------------------------------------
     def _bucket(self, resource):
         return self.objects.setdefault((resource.group, resource.plural), {})
+
+    def resource_by_path(self, group, version, plural):
+        """The resource served at /apis/<group>/<version>/<plural> (built in, or of a CRD), or None."""
+        return BY_PATH.get((group, version, plural)) or self.custom.get((group, version, plural))
+
+    def resource_by_kind(self, kind_api_version, kind):
+        return BY_KIND.get((kind_api_version, kind)) or self.custom_kinds.get((kind_api_version, kind))
+
+    def _put(self, resource, key, obj):
+        bucket = self._bucket(resource)
+        if resource.crd is not None:
+            self._unindex(resource, key, bucket.get(key))
+            for label, value in (obj['metadata'].get('labels') or {}).items():
+                self._labels.setdefault((resource.group, resource.plural), {}).setdefault(label, {}).setdefault(value, set()).add(key)
+        bucket[key] = obj
+
+    def _remove(self, resource, key):
+        bucket = self._bucket(resource)
+        if resource.crd is not None:
+            self._unindex(resource, key, bucket.get(key))
+        del bucket[key]
+
+    def _unindex(self, resource, key, obj):
+        index = self._labels.get((resource.group, resource.plural))
+        if obj is None or index is None:
+            return
+        for label, value in (obj['metadata'].get('labels') or {}).items():
+            keys = index.get(label, {}).get(value)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del index[label][value]
+
+    def _candidates(self, resource, terms):
+        """The keys of the objects that can match the ``=`` and exists terms (the label index); None: every object."""
+        index = self._labels.get((resource.group, resource.plural))
+        if resource.crd is None or index is None:
+            return None
+        found = None
+        for key, operator, value in terms:
+            if operator == '=':
+                keys = index.get(key, {}).get(value, set())
+            elif operator == 'exists':
+                keys = set().union(*index.get(key, {}).values()) if index.get(key) else set()
+            elif operator == 'in':
+                keys = set().union(*(index.get(key, {}).get(one, set()) for one in value))
+            else:
+                continue
+            found = set(keys) if found is None else found & keys
+        return found
+
+    # -- custom resources ----------------------------------------------------------------------
+    def _crd_of(self, resource):
+        return self.crds.get(resource.crd) if resource.crd else None
+
+    def _serve(self, crd):
+        """Serve the versions of ``crd`` (created or updated); its status says it was accepted."""
+        name = crd['metadata']['name']
+        for key in [key for key, resource in self.custom.items() if resource.crd == name]:
+            del self.custom[key]
+        for key in [key for key, resource in self.custom_kinds.items() if resource.crd == name]:
+            del self.custom_kinds[key]
+        for resource in crds.resources_of(crd):
+            self.custom[(resource.group, resource.version, resource.plural)] = resource
+            self.custom_kinds.setdefault((api_version(resource), resource.kind), resource)
+        self.crds[name] = crd
+
+    def _unserve(self, crd):
+        """A deleted CRD takes every object of its resource with it."""
+        name = crd['metadata']['name']
+        spec = crd.get('spec') or {}
+        self.objects.pop((spec.get('group'), (spec.get('names') or {}).get('plural')), None)
+        self._labels.pop((spec.get('group'), (spec.get('names') or {}).get('plural')), None)
+        for key in [key for key, resource in self.custom.items() if resource.crd == name]:
+            del self.custom[key]
+        for key in [key for key, resource in self.custom_kinds.items() if resource.crd == name]:
+            del self.custom_kinds[key]
+        self.crds.pop(name, None)
+
+    def _admit(self, resource, obj, name):
+        """A custom resource as the API server stores it (pruned, validated against its version's schema), or 422."""
+        crd = self._crd_of(resource)
+        if crd is None:
+            return obj
+        try:
+            return crds.admit(obj, crd, resource.version)
+        except crds.Invalid as exc:
+            kind = '%s.%s' % (resource.kind, resource.group)
+            listed = ['%s: %s' % (cause['field'], cause['message']) for cause in exc.causes]
+            message = listed[0] if len(listed) == 1 else '[%s]' % ', '.join(listed)
+            raise ApiError(422, 'Invalid', '%s "%s" is invalid: %s' % (kind, name, message),
+                           {'name': name, 'group': resource.group, 'kind': resource.kind, 'causes': exc.causes}) from None
+
+    def _has_status(self, resource):
+        return resource.crd is not None and 'status' in resource.subresources
+
+    def _as_version(self, resource, obj):
+        """A custom resource read through another served version than the one it was written with."""
+        if resource.crd is not None and obj.get('apiVersion') != api_version(resource):
+            return dict(obj, apiVersion=api_version(resource))
+        return obj
+
+    def crd_table(self, resource, objects, include_object='Metadata'):
+        """The Table (printer columns) of ``objects``, or None for a built-in resource."""
+        crd = self._crd_of(resource)
+        if crd is None:
+            return None
+        return crds.table(objects, crd, resource.version, str(self.revision), include_object)
 
     def _next_rv(self):
         self.revision += 1
@@ -312,6 +533,7 @@ class ClusterState:  # pylint: disable=too-many-public-methods
     def _stamp(self, resource, namespace, obj, previous=None):
         obj['apiVersion'] = api_version(resource)
         obj['kind'] = resource.kind
+        defaults.apply(resource.kind, obj)
         meta = obj.setdefault('metadata', {})
         if resource.namespaced:
             meta['namespace'] = namespace
@@ -325,7 +547,12 @@ class ClusterState:  # pylint: disable=too-many-public-methods
             for key in ('uid', 'creationTimestamp'):
                 meta[key] = previous['metadata'][key]
             generation = previous['metadata'].get('generation', 1)
-            if obj.get('spec') != previous.get('spec'):
+            if resource.crd is not None:
+                # A custom resource's generation follows every change but of its metadata (and status, when a subresource).
+                ignored = ('apiVersion', 'kind', 'metadata') + (('status',) if 'status' in resource.subresources else ())
+                if {k: v for k, v in obj.items() if k not in ignored} != {k: v for k, v in previous.items() if k not in ignored}:
+                    generation += 1
+            elif obj.get('spec') != previous.get('spec'):
                 generation += 1
             meta['generation'] = generation
         meta['resourceVersion'] = self._next_rv()
@@ -343,30 +570,49 @@ class ClusterState:  # pylint: disable=too-many-public-methods
         with self.lock:
             obj = self._bucket(resource).get((namespace if resource.namespaced else '', name))
             if obj is None:
-                raise ApiError(404, 'NotFound', '%s "%s" not found' % (resource.plural, name))
-            return copy.deepcopy(obj)
+                plural = '%s.%s' % (resource.plural, resource.group) if resource.crd else resource.plural
+                raise ApiError(404, 'NotFound', '%s "%s" not found' % (plural, name), details(resource, name))
+            return copy.deepcopy(self._as_version(resource, obj))
 
-    def _select(self, resource, namespace, label_selector, field_selector):
+    def _select(self, resource, namespace, label_selector, field_selector, after=None):
+        """Matching objects; ``after`` (a key) continues a paged list: keys in order, after that one."""
         labels = parse_label_selector(label_selector)
         fields = parse_field_selector(field_selector) if field_selector else None
-        for (ns, _name), obj in self._bucket(resource).items():
-            if (namespace is None or not resource.namespaced or ns == namespace) and labels(obj['metadata'].get('labels')) \
+        bucket = self._bucket(resource)
+        candidates = self._candidates(resource, label_terms(label_selector))
+        keys = bucket.keys() if candidates is None else [key for key in candidates if key in bucket]
+        if after is not None:
+            keys = sorted(key for key in keys if key > after)
+        for key in keys:
+            obj = bucket[key]
+            if (namespace is None or not resource.namespaced or key[0] == namespace) and labels(obj['metadata'].get('labels')) \
                     and (fields is None or fields(obj)):
-                yield obj
+                yield key, self._as_version(resource, obj)
+
+    def page(self, resource, namespace=None, label_selector=None, field_selector=None, limit=None, after=None):
+        """``(objects, continue key or None, resourceVersion)``: a list in key order, ``limit`` objects at a time."""
+        with self.lock:
+            found = sorted(self._select(resource, namespace, label_selector, field_selector, after), key=lambda item: item[0])
+            more = None
+            if limit and len(found) > limit:
+                found = found[:limit]
+                more = found[-1][0]
+            return [json.dumps(obj).encode() for _key, obj in found], more, str(self.revision)
 
     def list(self, resource, namespace=None, label_selector=None, field_selector=None):
         """Copies of the matching objects, and the current resourceVersion."""
         with self.lock:
-            return [copy.deepcopy(obj) for obj in self._select(resource, namespace, label_selector, field_selector)], str(self.revision)
+            return [copy.deepcopy(obj) for _key, obj in self._select(resource, namespace, label_selector, field_selector)], \
+                str(self.revision)
 
     def list_json(self, resource, namespace=None, label_selector=None, field_selector=None):
         """The matching objects serialised (one ``bytes`` each; cheaper than copying), and the resourceVersion."""
         with self.lock:
-            return [json.dumps(obj).encode() for obj in self._select(resource, namespace, label_selector, field_selector)], \
+            return [json.dumps(obj).encode() for _key, obj in self._select(resource, namespace, label_selector, field_selector)], \
                 str(self.revision)
 
     def find(self, kind_api_version, kind, namespace, name):
-        resource = BY_KIND.get((kind_api_version, kind))
+        resource = self.resource_by_kind(kind_api_version, kind)
         if resource is None:
             return None
         try:
@@ -385,21 +631,34 @@ class ClusterState:  # pylint: disable=too-many-public-methods
             name = meta.get('name')
             if not name:
                 raise ApiError(422, 'Invalid', '%s: metadata.name is required' % resource.kind)
+            if invalid_name(resource, name):
+                raise invalid_name(resource, name)
+            if resource.kind == 'LimitRange':
+                _validate_limit_range(obj, name)
+            if resource.kind == 'Secret':
+                _validate_secret(obj, name)
             if resource.namespaced and meta.get('namespace') not in (None, namespace):
                 raise ApiError(400, 'BadRequest', 'the namespace of the object (%s) does not match the namespace on the request (%s)'
                                % (meta.get('namespace'), namespace))
             if resource.namespaced and resource.plural != 'events' and not self._namespace_exists(namespace):
-                raise ApiError(404, 'NotFound', 'namespaces "%s" not found' % namespace)
+                raise ApiError(404, 'NotFound', 'namespaces "%s" not found' % namespace, {'name': namespace, 'kind': 'namespaces'})
             key = (namespace if resource.namespaced else '', name)
             bucket = self._bucket(resource)
             if key in bucket:
-                raise ApiError(409, 'AlreadyExists', '%s "%s" already exists' % (resource.plural, name))
-            obj = self._stamp(resource, namespace, copy.deepcopy(obj))
+                raise ApiError(409, 'AlreadyExists', '%s "%s" already exists' % (_qualified(resource), name), details(resource, name))
+            obj = copy.deepcopy(obj)
+            if self._has_status(resource):
+                # With the status subresource, a create sets no status (as an update of the object does not).
+                obj.pop('status', None)
+            obj = self._admit(resource, obj, name)
+            if _is_crd(resource):
+                self._accept_crd(obj, name)
+            obj = self._stamp(resource, namespace, obj)
             if resource.kind == 'Namespace':
                 obj.setdefault('status', {'phase': 'Active'})
             if dry_run:
                 return obj
-            bucket[key] = obj
+            self._put(resource, key, obj)
             self._after_write(resource, obj)
             return copy.deepcopy(bucket[key])
 
@@ -412,11 +671,24 @@ class ClusterState:  # pylint: disable=too-many-public-methods
             if not isinstance(obj, dict):
                 raise ApiError(400, 'BadRequest', 'the body is not an object')
             wanted_rv = (obj.get('metadata') or {}).get('resourceVersion')
+            if not wanted_rv and resource.crd is not None:
+                # Custom resources allow no unconditional update.
+                raise ApiError(422, 'Invalid', '%s "%s" is invalid: metadata.resourceVersion: Invalid value: 0: must be specified '
+                               'for an update' % (_qualified(resource), name),
+                               dict(details(resource, name, [{'reason': 'FieldValueInvalid', 'field': 'metadata.resourceVersion',
+                                                              'message': 'Invalid value: 0: must be specified for an update'}])))
             if wanted_rv and wanted_rv != previous['metadata']['resourceVersion']:
                 raise ApiError(409, 'Conflict', 'Operation cannot be fulfilled on %s "%s": the object has been modified; '
-                               'please apply your changes to the latest version and try again' % (resource.plural, name))
+                               'please apply your changes to the latest version and try again' % (_qualified(resource), name))
             if subresource == 'status':
                 obj = dict(previous, status=obj.get('status'))
+                if obj['status'] is None:
+                    del obj['status']
+            elif self._has_status(resource):
+                obj = dict(obj)
+                obj.pop('status', None)
+                if 'status' in previous:
+                    obj['status'] = previous['status']
             elif subresource is None and resource.kind not in ('Namespace',):
                 obj = dict(obj)
                 if 'status' in previous and 'status' not in obj:
@@ -435,10 +707,18 @@ class ClusterState:  # pylint: disable=too-many-public-methods
                 patched = json_patch(previous, body)
             elif content_type.startswith('application/merge-patch'):
                 patched = merge_patch(previous, body)
+            elif resource.crd is not None and content_type.startswith('application/strategic-merge-patch'):
+                raise ApiError(415, 'UnsupportedMediaType', 'the body of the request was in an unknown format - accepted media types '
+                               'include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, '
+                               'application/apply-patch+cbor')
             else:  # strategic merge and server-side apply
                 patched = strategic_merge_patch(previous, body)
             if subresource == 'status':
                 patched = dict(previous, status=patched.get('status'))
+            elif self._has_status(resource):
+                patched = {key: value for key, value in patched.items() if key != 'status'}
+                if 'status' in previous:
+                    patched['status'] = previous['status']
             return self._store(resource, namespace, name, patched, previous, dry_run)
 
     def _store(self, resource, namespace, name, obj, previous, dry_run):
@@ -446,22 +726,30 @@ class ClusterState:  # pylint: disable=too-many-public-methods
         if meta.get('name', name) != name:
             raise ApiError(400, 'BadRequest', 'the name of the object (%s) does not match the name on the URL (%s)' % (meta.get('name'), name))
         meta['name'] = name
-        obj = self._stamp(resource, namespace, copy.deepcopy(obj), previous)
+        obj = self._admit(resource, copy.deepcopy(obj), name)
+        if _is_crd(resource):
+            self._accept_crd(obj, name)
+        obj = self._stamp(resource, namespace, obj, previous)
         if _without_version(obj) == _without_version(previous):
             # A no-op update is not persisted: same resourceVersion, no controller run (as the API server does).
             return copy.deepcopy(previous)
         if dry_run:
             return obj
-        self._bucket(resource)[(namespace if resource.namespaced else '', name)] = obj
+        self._put(resource, (namespace if resource.namespaced else '', name), obj)
         self._after_write(resource, obj)
         return copy.deepcopy(self._bucket(resource)[(namespace if resource.namespaced else '', name)])
 
-    def delete(self, resource, namespace, name, dry_run=False):
+    def delete(self, resource, namespace, name, dry_run=False, preconditions=None):
         with self.lock:
             obj = self.get(resource, namespace, name)
+            for field, value in sorted((preconditions or {}).items()):
+                # DeleteOptions.preconditions (uid, resourceVersion): 409 Conflict when the object changed, as the API server.
+                if value and obj['metadata'].get(field) != value:
+                    raise ApiError(409, 'Conflict', 'Precondition failed: %s in precondition: %s, %s in object meta: %s'
+                                   % (field.capitalize(), value, field.capitalize(), obj['metadata'].get(field)))
             if dry_run:
                 return obj
-            del self._bucket(resource)[(namespace if resource.namespaced else '', name)]
+            self._remove(resource, (namespace if resource.namespaced else '', name))
             self._after_delete(resource, obj)
             return obj
 
@@ -474,7 +762,27 @@ class ClusterState:  # pylint: disable=too-many-public-methods
             return items
 
     # -- controllers ------------------------------------------------------------------------
+    def _reindex(self, bucket_key):
+        index = self._labels[bucket_key] = {}
+        for key, obj in self.objects.get(bucket_key, {}).items():
+            for label, value in (obj['metadata'].get('labels') or {}).items():
+                index.setdefault(label, {}).setdefault(value, set()).add(key)
+
+    def _accept_crd(self, obj, name):
+        try:
+            crds.validate_crd(obj)
+        except crds.Invalid as exc:
+            listed = ['%s: %s' % (cause['field'], cause['message']) for cause in exc.causes]
+            raise ApiError(422, 'Invalid', 'CustomResourceDefinition.apiextensions.k8s.io "%s" is invalid: %s'
+                           % (name, listed[0] if len(listed) == 1 else '[%s]' % ', '.join(listed)),
+                           {'name': name, 'group': 'apiextensions.k8s.io', 'kind': 'CustomResourceDefinition',
+                            'causes': exc.causes}) from None
+        obj['status'] = crds.accepted_status(obj)
+
     def _after_write(self, resource, obj):
+        if _is_crd(resource):
+            self._serve(obj)
+            return
         if resource.kind == 'Deployment':
             self.reconcile_deployment(obj['metadata']['namespace'], obj['metadata']['name'])
         elif resource.kind == 'ReplicaSet' and not self._owner(obj, 'Deployment'):
@@ -483,10 +791,16 @@ class ClusterState:  # pylint: disable=too-many-public-methods
     def _after_delete(self, resource, obj, by_controller=False):
         """Garbage-collect what the deleted object owned; a ReplicaSet replaces a deleted pod."""
         uid = obj['metadata']['uid']
+        if _is_crd(resource):
+            self._unserve(obj)
+            return
         if resource.kind == 'Namespace':
-            for bucket in self.objects.values():
-                for key in [key for key in bucket if key[0] == obj['metadata']['name']]:
+            for bucket_key, bucket in self.objects.items():
+                gone = [key for key in bucket if key[0] == obj['metadata']['name']]
+                for key in gone:
                     del bucket[key]
+                if gone and bucket_key in self._labels:
+                    self._reindex(bucket_key)
             for log_key in [key for key in self.logs if key[0] == obj['metadata']['name']]:
                 del self.logs[log_key]
             return
@@ -495,7 +809,7 @@ class ClusterState:  # pylint: disable=too-many-public-methods
             for bucket in list(self.objects.values()):
                 for key, item in list(bucket.items()):
                     if any(ref.get('uid') == uid for ref in item['metadata'].get('ownerReferences', [])):
-                        owned = BY_KIND.get((item['apiVersion'], item['kind']))
+                        owned = self.resource_by_kind(item['apiVersion'], item['kind'])
                         if owned is not None and key in bucket:
                             del bucket[key]
                             self._after_delete(owned, item, by_controller=True)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 import subprocess
 import sys
@@ -216,6 +217,20 @@ def test_metadata_errors_and_namespaces(kube):
     with pytest.raises(client.ApiException) as info:
         core.create_namespaced_config_map(NS, {'metadata': {}})
     assert info.value.status == 422 and '"reason": "Invalid"' in info.value.body
+    # names as the API server validates them: a subdomain, a DNS-1035 label for Services
+    for create, kind, name in ((core.create_namespaced_config_map, 'ConfigMap', 'Bad_Name'),
+                               (core.create_namespaced_service, 'Service', 'svc.dotted')):
+        with pytest.raises(client.ApiException) as info:
+            create(NS, {'metadata': {'name': name}})
+        status = json.loads(info.value.body)
+        assert info.value.status == 422 and status['reason'] == 'Invalid' and status['details']['causes'][0]['field'] == 'metadata.name'
+        assert status['message'].startswith('%s "%s" is invalid: metadata.name: Invalid value: "%s": ' % (kind, name, name))
+    assert core.create_namespaced_config_map(NS, {'metadata': {'name': 'dotted.name-1'}}).metadata.name == 'dotted.name-1'
+    # a fault answers with the Status message it is given (an admission webhook's denial)
+    kube.add_fault('POST', r'/configmaps$', status=403, reason='Forbidden', message='admission webhook "x" denied the request', times=1)
+    with pytest.raises(client.ApiException) as info:
+        core.create_namespaced_config_map(NS, {'metadata': {'name': 'denied'}})
+    assert info.value.status == 403 and json.loads(info.value.body)['message'] == 'admission webhook "x" denied the request'
     # dryRun on create: answered, logged as a dry run, nothing stored
     kube.clear_requests()
     assert core.create_namespaced_config_map(NS, {'metadata': {'name': 'dry'}}, dry_run='All').metadata.uid
@@ -252,8 +267,8 @@ def test_typed_client_models_accept_every_seeded_kind(kube):
     }
     assert counts['pods'] == 3 and counts['deployments'] == counts['replicasets'] == 1 and counts['clusterroles'] == 1, counts
     assert counts['events'] == counts['new events'] > 0 and all(counts.values()), counts
-    assert {secret.metadata.name for secret in core.list_namespaced_secret(NS).items} == {
-        'slurm-credentials', 'slurm-exporter-tls', 'registry-credentials'}
+    # registry-credentials is refused, as a real API server refuses it (an empty .dockerconfigjson; tests/realkube).
+    assert {secret.metadata.name for secret in core.list_namespaced_secret(NS).items} == {'slurm-credentials', 'slurm-exporter-tls'}
 
 
 def test_deployment_controller(kube):
