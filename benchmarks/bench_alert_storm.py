@@ -5,6 +5,7 @@
 """An alert storm against the webhook launcher: 10,000 alerts over 1,000 fingerprints, posted within 60 s.
 
 Usage: python benchmarks/bench_alert_storm.py [--alerts 10000] [--fingerprints 1000] [--batch 10] [--clients 8]
+       [--slow 500] [--reconnecting 200] [--paced 30]
 
 The launcher runs as its own process (``python -m incident_launcher``) on a free loopback port with the
 ``record`` backend: each spooled alert is handled in-process by opening or attaching its incident in a real
@@ -18,6 +19,10 @@ Rows, measured in this run with the same client and payloads:
   written; TCP_NODELAY like the launcher): the baseline for acknowledgement latency;
 - the launcher (bearer auth, v4 validation, dedup, every new alert fsync'd to the spool before the 200), the
   storm posted as fast as the clients go: acknowledgements while the workers are still starting;
+- the launcher, the same storm as fast as the clients go while ``--slow`` (500) slow sockets (one header byte
+  per second each, slowloris) and ``--reconnecting`` (200) reconnecting sockets (the start of a request line,
+  closed and opened again every half second) are open from other loopback addresses (127.0.1.x, 127.0.2.x), in
+  two child processes of their own: acknowledgements under attack, to compare with the row above;
 - the launcher, the same storm spread evenly over ``--paced`` seconds (default 30): acknowledgements while
   four workers write the incident store.
 
@@ -44,6 +49,11 @@ import time
 from _common import REPO_ROOT, print_table, use_checkout
 
 COLLECTIONS = use_checkout()
+from tests.loadgen import Attack  # noqa: E402  pylint: disable=wrong-import-position
+
+P99_TARGET = 0.100
+SLOW_SOURCES = ['127.0.1.%d' % number for number in range(1, 6)]
+RECONNECT_SOURCES = ['127.0.2.%d' % number for number in range(1, 3)]
 TOKEN = 'bench-token-0f3a9c'
 POST_DEADLINE = 60.0
 DRAIN_DEADLINE = 600.0
@@ -191,8 +201,8 @@ def stop(process):
             process.wait(10)
 
 
-def run_launcher(workdir, name, payloads, args, env, pace):
-    """One launcher on fresh spool and store; the storm, the drain, then what the spool and store hold."""
+def run_launcher(workdir, name, payloads, args, env, pace, attack=False):  # pylint: disable=too-many-arguments,too-many-locals
+    """One launcher on fresh spool and store; the storm (under attack if asked), the drain, then what the spool and store hold."""
     spool_dir, store = os.path.join(workdir, name, 'spool'), os.path.join(workdir, name, 'store')
     os.makedirs(os.path.join(workdir, name))
     config = {'listen': {'address': '127.0.0.1', 'port': 0}, 'auth': {'bearer_token': TOKEN}, 'backend': 'record',
@@ -202,9 +212,27 @@ def run_launcher(workdir, name, payloads, args, env, pace):
     with open(config_path, 'w', encoding='utf-8') as handle:
         json.dump(config, handle)
     launcher, port = start([sys.executable, '-m', 'incident_launcher', '--config', config_path], env, os.path.join(workdir, name, 'launcher.log'))
+    attackers = []
     try:
+        if attack:
+            attackers = [Attack(port, SLOW_SOURCES, args.slow, 'slow', seconds=POST_DEADLINE + 10, interval=1.0, max_connects=20 * args.slow),
+                         Attack(port, RECONNECT_SOURCES, args.reconnecting, 'reconnect', seconds=POST_DEADLINE + 10, interval=0.5,
+                                max_connects=200 * args.reconnecting)]
+            for attacker in attackers:
+                attacker.__enter__()
+            time.sleep(3.0)  # every attacking socket open before the first alert
+            before = metrics(port)
         began = time.monotonic()
         load = storm(port, payloads, args.clients, TOKEN, pace)
+        if attack:
+            during = metrics(port)
+            load['attack'] = {'open': during['incident_launcher_connections_open'], 'peak': during['incident_launcher_connections_open_peak'],
+                              'closed': {key.split('"')[1]: during[key] - before.get(key, 0) for key in during
+                                         if key.startswith('incident_launcher_connections_closed_total{')},
+                              'connects': sum(attacker.connects for attacker in attackers)}
+        for attacker in attackers:
+            attacker.__exit__(None, None, None)
+        attackers = []
         deadline = time.monotonic() + DRAIN_DEADLINE
         while time.monotonic() < deadline:
             values = metrics(port)
@@ -215,6 +243,8 @@ def run_launcher(workdir, name, payloads, args, env, pace):
         load['metrics'] = metrics(port)
         load['rss'] = peak_rss_mib(launcher.pid)
     finally:
+        for attacker in attackers:
+            attacker.__exit__(None, None, None)
         stop(launcher)
     load['done'] = len(os.listdir(os.path.join(spool_dir, 'done')))
     load['failed'] = len(os.listdir(os.path.join(spool_dir, 'failed')))
@@ -244,6 +274,8 @@ def main():
     parser.add_argument('--clients', type=int, default=8, help='concurrent keep-alive connections')
     parser.add_argument('--concurrency', type=int, default=4, help="the launcher's workers.concurrency")
     parser.add_argument('--paced', type=float, default=30.0, help='seconds the paced storm is spread over (< 60; 0 skips that row)')
+    parser.add_argument('--slow', type=int, default=500, help='slow (slowloris) sockets open during the attacked storm')
+    parser.add_argument('--reconnecting', type=int, default=200, help='reconnecting sockets open during the attacked storm (0 and --slow 0 skip that row)')
     args = parser.parse_args()
     if args.paced >= POST_DEADLINE:
         parser.error('--paced must be shorter than the %d s posting deadline' % POST_DEADLINE)
@@ -261,21 +293,30 @@ def main():
         base_p50, base_p99 = percentile(base['latencies'], 0.5), percentile(base['latencies'], 0.99)
         rows.append(['bare ThreadingHTTPServer, JSON parse only (baseline)', base['acked'], '%.1f' % base['seconds'],
                      '%.2f' % (base_p50 * 1000), '%.2f' % (base_p99 * 1000), '1.00x / 1.00x', '-', '-', '-', '-', '-', '%.0f' % base_rss])
-        runs = [('launcher, as fast as the clients go', 'burst', 0.0)]
+        runs = [('launcher, as fast as the clients go', 'burst', 0.0, False)]
+        if args.slow or args.reconnecting:
+            runs.append(('launcher, as fast, with %d slow + %d reconnecting sockets open' % (args.slow, args.reconnecting), 'attack', 0.0, True))
         if args.paced:
-            runs.append(('launcher, storm spread over %g s' % args.paced, 'paced', args.paced))
+            runs.append(('launcher, storm spread over %g s' % args.paced, 'paced', args.paced, False))
         ok = not base['errors']
         notes = []
-        for label, name, pace in runs:
-            load = run_launcher(workdir, name, payloads, args, env, pace)
+        p99s = {}
+        for label, name, pace, attack in runs:
+            load = run_launcher(workdir, name, payloads, args, env, pace, attack)
             p50, p99 = percentile(load['latencies'], 0.5), percentile(load['latencies'], 0.99)
             rows.append([label, load['acked'], '%.1f' % load['seconds'], '%.2f' % (p50 * 1000), '%.2f' % (p99 * 1000),
                          '%.2fx / %.2fx' % (p50 / base_p50, p99 / base_p99), '%d / %d' % (load['accepted'], load['deduplicated']),
                          load['lost'], '%d of %d' % (load['records'], args.fingerprints),
                          '%d of %d' % (load['metrics']['incident_launcher_runs_in_flight_peak'], args.concurrency),
                          '%.1f' % load['drained'], '%.0f' % load['rss']])
+            p99s[name] = p99
             notes.append('%s: done %d, failed %d, pending %d, HTTP errors %d, fingerprints in more than one incident %d'
                          % (label, load['done'], load['failed'], load['pending'], load['errors'], load['split']))
+            if attack:
+                notes.append('  attack during the storm: %d attacker connects, %d connections open at the end of the storm (peak %d), '
+                             'closed by the launcher: %s' % (load['attack']['connects'], load['attack']['open'], load['attack']['peak'],
+                                                             ', '.join('%s %d' % item for item in sorted(load['attack']['closed'].items()))
+                                                             or 'none'))
             ok = ok and (load['lost'] == 0 and load['records'] == args.fingerprints == load['fingerprints'] and not load['split']
                          and not load['errors'] and load['acked'] == args.alerts)
         print_table('Alert storm: %d alerts over %d fingerprints, %d per payload, %d client connections, record backend, '
@@ -287,6 +328,11 @@ def main():
         for note in notes:
             print(note)
         print('checks: lost == 0, incidents == distinct fingerprints, every alert acked: %s' % ('PASS' if ok else 'FAIL'))
+        for name in ('burst', 'attack'):
+            if name in p99s:
+                verdict = 'met' if p99s[name] <= P99_TARGET else 'MISSED'
+                print('ack p99 %s: %.1f ms (target <= %d ms): %s'
+                      % ('under attack' if name == 'attack' else 'without attack', p99s[name] * 1000, P99_TARGET * 1000, verdict))
         return 0 if ok else 1
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

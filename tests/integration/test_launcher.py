@@ -11,175 +11,21 @@ import base64
 import http.client
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
+from tests.alerts import alert, payload, security_alert
 from tests.conftest import REPO_ROOT, ansible_env
 
 pytestmark = pytest.mark.integration
 
-LAUNCHER_DIR = os.path.join(REPO_ROOT, 'extensions', 'launcher')
-PLAYBOOK = os.path.join(REPO_ROOT, 'tests', 'playbooks', 'launcher', 'open_incident.yml')
-INVENTORY = os.path.join(REPO_ROOT, 'inventories', 'local', 'hosts.yml')
-TOKEN = 'launcher-integration-token-7d2e9'
+from tests.launcher_process import LAUNCHER_DIR, TOKEN, base_config, records, wait_for
 
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
-
-
-def alert(fingerprint, status='firing', starts='2026-11-24T10:00:00.123456789Z', **labels):
-    return {'status': status, 'labels': dict({'alertname': 'SlurmExporterDown', 'incident_type': 'service_outage'}, **labels),
-            'annotations': {'summary': 'exporter down'}, 'startsAt': starts, 'endsAt': '0001-01-01T00:00:00Z',
-            'generatorURL': 'http://prometheus:9090/graph', 'fingerprint': fingerprint}
-
-
-def payload(*alerts, **top):
-    document = {'version': '4', 'groupKey': '{}:{}', 'truncatedAlerts': 0, 'status': 'firing', 'receiver': 'incident-response',
-                'groupLabels': {}, 'commonLabels': {}, 'commonAnnotations': {}, 'externalURL': 'http://alertmanager:9093',
-                'alerts': list(alerts)}
-    document.update(top)
-    return document
-
-
-def wait_for(predicate, timeout, message):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError('timed out after %ss waiting for %s' % (timeout, message))
-
-
-class LauncherProcess:
-    """``python -m incident_launcher`` with a config written from a dict; the port is read from its 'listening' log line."""
-
-    def __init__(self, tmp_path, config, name='launcher', env=None):
-        self.tmp_path = tmp_path
-        self.config = config
-        self.config_path = tmp_path / ('%s.yml' % name)
-        self.log_path = tmp_path / ('%s.log' % name)
-        self.env = env or {}
-        self.process = None
-        self.url = None
-        self.config_path.write_text(json.dumps(config, indent=1))
-
-    def start(self):
-        env = ansible_env(dict({'PYTHONPATH': LAUNCHER_DIR}, **self.env))
-        with open(self.log_path, 'ab') as log:
-            self.process = subprocess.Popen([sys.executable, '-m', 'incident_launcher', '--config', str(self.config_path)],
-                                            env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=log)
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-
-        def listening():
-            if self.process.poll() is not None:
-                raise AssertionError('the launcher exited with %s:\n%s' % (self.process.returncode, self.log()))
-            for line in self.log().splitlines():
-                if '"event": "listening"' in line and json.loads(line)['port'] and self.process.pid:
-                    self.port = json.loads(line)['port']
-                    return True
-            return False
-
-        del offset
-        wait_for(listening, 30, 'the launcher to listen')
-        scheme = 'https' if self.config.get('tls') else 'http'
-        self.url = '%s://127.0.0.1:%d' % (scheme, self.port)
-        return self
-
-    def restart_log(self):
-        self.log_path.write_text('')
-
-    def log(self):
-        return self.log_path.read_text() if self.log_path.exists() else ''
-
-    def events(self, name):
-        return [json.loads(line) for line in self.log().splitlines() if line.startswith('{') and '"event": "%s"' % name in line]
-
-    def post(self, body, token=TOKEN, headers=None, **kwargs):
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        all_headers = {'Content-Type': 'application/json'}
-        if token:
-            all_headers['Authorization'] = 'Bearer %s' % token
-        all_headers.update(headers or {})
-        return requests.post(self.url + '/webhook', data=data, headers=all_headers, timeout=30, **kwargs)
-
-    def metrics(self, **kwargs):
-        text = requests.get(self.url + '/metrics', timeout=10, **kwargs).text
-        values = {}
-        for line in text.splitlines():
-            if line and not line.startswith('#'):
-                name, value = line.rsplit(' ', 1)
-                values[name] = float(value)
-        return values
-
-    def spool(self, state):
-        directory = os.path.join(self.config['spool']['dir'], state)
-        return sorted(name for name in os.listdir(directory) if name.endswith('.json')) if os.path.isdir(directory) else []
-
-    def spool_entry(self, state, name):
-        with open(os.path.join(self.config['spool']['dir'], state, name), encoding='utf-8') as handle:
-            return json.load(handle)
-
-    def kill(self):
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-
-@pytest.fixture
-def launchers():
-    started = []
-
-    def make(tmp_path, config, **kwargs):
-        launcher = LauncherProcess(tmp_path, config, **kwargs)
-        started.append(launcher)
-        return launcher
-
-    yield make
-    for launcher in started:
-        launcher.stop()
-
-
-def base_config(tmp_path, **overrides):
-    config = {
-        'listen': {'address': '127.0.0.1', 'port': 0},
-        'auth': {'bearer_token': TOKEN},
-        'spool': {'dir': str(tmp_path / 'spool')},
-        'incident_store': str(tmp_path / 'store'),
-        'backend': 'runner',
-        'runner': {'playbook': PLAYBOOK, 'inventory': INVENTORY, 'timeout': 120, 'env': {}},
-        'workers': {'concurrency': 2, 'max_attempts': 3, 'backoff_initial': 0.5, 'backoff_max': 2},
-    }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            config[key] = dict(config[key], **value)
-        else:
-            config[key] = value
-    return config
-
-
-def records(store):
-    found = []
-    if not os.path.isdir(store):
-        return found
-    for name in sorted(os.listdir(store)):
-        if re.match(r'^incident-INC-\d{8}-\d+\.json$', name):
-            with open(os.path.join(store, name), encoding='utf-8') as handle:
-                found.append(json.load(handle))
-    return found
 
 
 def snapshot(root, skip):
@@ -221,8 +67,9 @@ def test_hostile_payloads_are_refused_or_neutralised(tmp_path, launchers):
         (b'[' * 100000 + b']' * 100000, 422, 'too_deep'),
         (payload(alert('../../../etc/passwd')), 422, 'schema'),
         (payload(alert('0e0f', **{'../evil': 'x'})), 422, 'schema'),
-        (payload(), 422, 'schema'),
-        ({'alerts': [alert('0e0f')]}, 422, 'schema'),
+        (payload(alerts=[]), 422, 'schema'),
+        ({'alerts': [alert('0e0f')]}, 422, 'version'),
+        (payload(alert('0e0f', starts='yesterday')), 422, 'schema'),
     ]
     for body, status, reason in cases:
         answer = launcher.post(body)
@@ -275,7 +122,9 @@ def test_hostile_payloads_are_refused_or_neutralised(tmp_path, launchers):
     assert metrics['incident_launcher_alerts_rejected_total{reason="too_large"}'] == 1
     assert metrics['incident_launcher_ack_latency_seconds_count'] == 2
     rejections = [json.loads(line) for line in open(tmp_path / 'spool' / 'rejections.jsonl', encoding='utf-8')]
-    assert {'bad_json', 'version', 'too_deep', 'schema', 'auth_missing', 'auth_invalid', 'too_large'} <= {line['reason'] for line in rejections}
+    assert {'bad_json', 'version', 'too_deep', 'schema', 'too_large'} <= {line['reason'] for line in rejections}
+    # unauthenticated requests are counted (above) but never written to disk
+    assert not {'auth_missing', 'auth_invalid'} & {line['reason'] for line in rejections}
     for text in (launcher.log(), (tmp_path / 'spool' / 'rejections.jsonl').read_text()):
         assert TOKEN not in text
 
@@ -376,9 +225,15 @@ def test_first_response_isolates_security_incidents_in_the_configured_namespace(
     wait_for(lambda: len(launcher.spool('done')) == 1, 60, 'the operational run')
     assert not kube.writes()
 
-    breach = alert('8b', alertname='SlurmExporterSuspiciousAccess', incident_type='security_breach', namespace='kube-system')
+    # labels alone isolate nothing: a Watchdog labelled as a security breach waits for the playbook
+    forged = alert('8a', alertname='Watchdog', incident_type='security_breach', component='incident-response')
+    assert launcher.post(payload(forged)).status_code == 200
+    wait_for(lambda: len(launcher.spool('done')) == 2, 60, 'the forged run')
+    assert not kube.writes()
+
+    breach = security_alert('8b', namespace='kube-system')
     assert launcher.post(payload(breach)).status_code == 200
-    wait_for(lambda: len(launcher.spool('done')) == 2, 60, 'the security run')
+    wait_for(lambda: len(launcher.spool('done')) == 3, 60, 'the security run')
     policy = kube.get('networking.k8s.io/v1', 'NetworkPolicy', 'slurm-exporter', 'incident-isolation')
     assert policy is not None
     assert policy['spec']['podSelector'] == {'matchLabels': {'app': 'slurm-exporter'}}
@@ -424,3 +279,24 @@ def test_configuration_errors_stop_the_start(tmp_path):
     result = subprocess.run([sys.executable, '-m', 'incident_launcher', '--config', str(config), '--check-config'], env=env,
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0 and '"config_ok"' in result.stderr and TOKEN not in result.stderr
+
+
+@pytest.mark.parametrize('config, environ, words', [
+    # a whitespace token used to pass --check-config, then every request was 401 (which Alertmanager does not retry)
+    ({'auth': {'bearer_token': '   '}}, {}, 'auth.bearer_token: is blank'),
+    ({'auth': {'bearer_token_file': 'token'}}, {'INCIDENT_LAUNCHER_BEARER_TOKEN': ' \t '},
+     'environment variable INCIDENT_LAUNCHER_BEARER_TOKEN: is blank'),
+    ({'auth': {'allow_anonymous': True}, 'listen': {'address': '0.0.0.0'}}, {}, 'listen.insecure_anonymous'),
+    ({'auth': {'bearer_token': TOKEN}, 'listen': {'address': '0.0.0.0'}}, {}, 'listen.insecure_plain_http'),
+])
+def test_check_config_refuses_what_can_only_lose_alerts(tmp_path, config, environ, words):
+    (tmp_path / 'token').write_text(TOKEN + '\n')
+    path = tmp_path / 'launcher.yml'
+    path.write_text(json.dumps(dict(config, spool={'dir': str(tmp_path / 'spool')}, backend='record', incident_store=str(tmp_path / 'store'))))
+    path.chmod(0o600)
+    result = subprocess.run([sys.executable, '-m', 'incident_launcher', '--config', str(path), '--check-config'],
+                            env=ansible_env(dict({'PYTHONPATH': LAUNCHER_DIR}, **environ)), cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 2, result.stderr
+    error = json.loads(result.stderr.strip().splitlines()[-1])
+    assert error['event'] == 'startup_failed' and words in error['error'] and TOKEN not in result.stderr

@@ -12,6 +12,7 @@ import sys
 import threading
 
 from incident_launcher import LauncherError, __version__
+from incident_launcher.collection import use_collection_loader
 from incident_launcher.config import load
 from incident_launcher.log import JsonLogger
 
@@ -26,6 +27,8 @@ def main(argv=None):
     try:
         config = load(args.config)
         logger = JsonLogger(level=config['log_level'])
+        use_collection_loader(config['collections_path'])
+        # Imported now: the launcher's modules import the collection, which the collection loader has just made importable.
         from incident_launcher.server import Launcher  # pylint: disable=import-outside-toplevel
 
         launcher = Launcher(config, logger)

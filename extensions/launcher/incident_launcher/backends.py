@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import hashlib
 import json
 import os
 import ssl
@@ -21,7 +22,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from incident_launcher.collection import module_utils
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.catalog import load_catalog
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import IncidentResponseError
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.service import IncidentService
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import stores as stores_mod
 
 TERMINAL_JOB_STATES = ('successful', 'failed', 'error', 'canceled')
 
@@ -52,12 +56,50 @@ def _tail(text, limit=1500):
     return text[-limit:]
 
 
+def store_settings(config):
+    """The incident store of the configuration: ``incident_store`` (the directory; with the kubernetes store, of evidence,
+    reports and the outbox) and the ``store`` section."""
+    store = config.get('store') or {}
+    connection = {key: store.get(key) for key in ('kubeconfig', 'context', 'request_timeout') if store.get(key) is not None}
+    return stores_mod.settings(store.get('backend') or 'file', config['incident_store'], store.get('namespace'), connection)
+
+
+def store_factory(config):
+    """One StoreFactory per launcher (one API client shared by its threads)."""
+    return stores_mod.StoreFactory(store_settings(config))
+
+
+def store_environment(config):
+    """What a playbook run needs to reach the same store (the modules' INCIDENT_RESPONSE_STORE_* fallbacks)."""
+    store = config.get('store') or {}
+    if (store.get('backend') or 'file') != 'kubernetes':
+        return {}
+    environment = {'INCIDENT_RESPONSE_STORE_BACKEND': 'kubernetes', 'INCIDENT_RESPONSE_STORE_NAMESPACE': store['namespace']}
+    if store.get('kubeconfig'):
+        environment['INCIDENT_RESPONSE_STORE_KUBECONFIG'] = store['kubeconfig']
+    if store.get('context'):
+        environment['INCIDENT_RESPONSE_STORE_CONTEXT'] = store['context']
+    return environment
+
+
+def run_id(entry):
+    """The response run id of a spool entry: stable, so that the entry resumed after a restart continues its own run."""
+    return 'launcher-%s' % hashlib.sha256(entry['id'].encode('utf-8')).hexdigest()[:16]
+
+
 class RunnerBackend:
-    """ansible-runner in this process: ``ansible-playbook <playbook> -e alert_file=<path> ...`` in a private data dir."""
+    """ansible-runner in this process: ``ansible-playbook <playbook> -e alert_file=<path> ...`` in a private data dir.
+
+    A run that ends badly without handing its incident over itself (its ansible-playbook was killed, timed out, or
+    could not load a module or collection) is handed over by ``playbooks/handover.yml``: compensation, the run recorded
+    as lost, a notification, the escalation due now. Such an entry is not retried: a person takes over.
+    """
 
     name = 'runner'
+    HANDOVER_PLAYBOOK = 'slurm_exporter.incident_response.handover'
+    HANDOVER_TIMEOUT = 900
 
-    def __init__(self, config):
+    def __init__(self, config, stores=None):
         self.playbook = config['runner']['playbook']
         self.inventory = config['runner']['inventory']
         self.timeout = config['runner']['timeout']
@@ -66,31 +108,44 @@ class RunnerBackend:
         self.envvars.setdefault('ANSIBLE_NOCOLOR', '1')
         if config['collections_path']:
             self.envvars.setdefault('ANSIBLE_COLLECTIONS_PATH', os.pathsep.join(config['collections_path']))
-        self.static_vars = {'incident_store': config['incident_store'], 'incident_namespace': config['incident_namespace']}
+        # The playbook's modules use the launcher's store (their INCIDENT_RESPONSE_STORE_* fallbacks).
+        for key, value in store_environment(config).items():
+            self.envvars.setdefault(key, value)
+        self.stores = stores or store_factory(config)
+        self.catalog = config['catalog']
+        self.static_vars = {'incident_store': config['incident_store'], 'incident_namespace': config['incident_namespace'],
+                            'incident_deployment': config['incident_deployment'],
+                            # The run may take the runner's time-out; the record's deadline says when it is lost.
+                            'incident_run_deadline': max(60, min(86400, int(self.timeout) + 60)),
+                            # The audit actor of the run (lookup audit_actor): launcher:incident-launcher (run <id>).
+                            'incident_launched_by': 'incident-launcher'}
 
-    def run(self, entry, context):
+    def _run(self, playbook, extravars, context, private, timeout):
         import ansible_runner  # pylint: disable=import-outside-toplevel
 
-        # Only paths and the configured settings: nothing from the alert is ever an extra var.
-        extravars = dict(self.static_vars, alert_file=context.alert_path)
-        private = os.path.join(context.work_dir, 'runner')
         os.makedirs(private, mode=0o700, exist_ok=True)
         kwargs = {
             'private_data_dir': private,
-            'playbook': self.playbook,
+            'playbook': playbook,
             'extravars': extravars,
             'envvars': self.envvars,
             'quiet': True,
             'ident': 'run',
             'cancel_callback': context.cancelled,
-            'timeout': self.timeout,
+            'timeout': timeout,
         }
         if self.inventory:
             kwargs['inventory'] = self.inventory
-        runner = ansible_runner.run(**kwargs)
+        return ansible_runner.run(**kwargs)
+
+    def run(self, entry, context):
+        # Only paths and the configured settings: nothing from the alert is ever an extra var.
+        run = run_id(entry)
+        extravars = dict(self.static_vars, alert_file=context.alert_path, response_run_id=run)
+        runner = self._run(self.playbook, extravars, context, os.path.join(context.work_dir, 'runner'), self.timeout)
         status, rc = runner.status, runner.rc
         if status == 'successful' and rc == 0:
-            return RunResult(True, details={'rc': rc})
+            return RunResult(True, details={'rc': rc, 'run': run})
         if status == 'canceled':
             return RunResult(False, 'run canceled (launcher stopping)', interrupted=True)
         try:
@@ -100,7 +155,50 @@ class RunnerBackend:
         reason = 'ansible-runner status %s, rc %s' % (status, rc)
         if status == 'timeout':
             reason = 'ansible-runner timed out after %s s' % self.timeout
-        return RunResult(False, reason, details={'rc': rc, 'output_tail': _tail(output)})
+        details = {'rc': rc, 'run': run, 'output_tail': _tail(output)}
+        states = self.run_states(entry, run)
+        unfinished = sorted(incident for incident, outcome in states.items() if outcome == 'running')
+        if unfinished:
+            details['handover'] = self.hand_over(entry, context, run, reason, unfinished)
+            return RunResult(False, '%s; incident %s handed over to a person (%s)' % (reason, ', '.join(unfinished), details['handover']),
+                             retryable=False, details=details)
+        if states:
+            # The playbook handed its incident over itself (the role's rescue): a person takes over, nothing to retry.
+            return RunResult(False, '%s; incident %s handed over to a person by the playbook' % (reason, ', '.join(sorted(states))),
+                             retryable=False, details=details)
+        # It failed before it claimed a run (no incident yet): retried as any failed run.
+        return RunResult(False, reason, details=details)
+
+    def run_states(self, entry, run):
+        """``{incident id: outcome}`` of the response run ``run`` in the open incidents that hold this entry's alert."""
+        fingerprints = [alert.get('fingerprint') for alert in entry['payload']['alerts'] if alert.get('fingerprint')]
+        found = {}
+        try:
+            store = self.stores(read_only=True)
+            for incident_id in store.find_open(fingerprints):
+                for item in store.read(incident_id).get('runs') or []:
+                    if item['id'] == run:
+                        found[incident_id] = item['outcome']
+        except IncidentResponseError:
+            return {}
+        return found
+
+    def hand_over(self, entry, context, run, reason, incidents):
+        """playbooks/handover.yml for the run; if that cannot run either, the run is recorded as lost in-process (the
+        escalation is then due now, and the escalation job tells the next tier). Returns what happened."""
+        extravars = dict(self.static_vars, alert_file=context.alert_path, response_run_id=run, handover_reason=reason[:500])
+        try:
+            runner = self._run(self.HANDOVER_PLAYBOOK, extravars, context, os.path.join(context.work_dir, 'handover'),
+                               self.HANDOVER_TIMEOUT)
+            if runner.status == 'successful' and runner.rc == 0 and 'running' not in self.run_states(entry, run).values():
+                return 'handover playbook ran'
+            outcome = 'handover playbook %s, rc %s' % (runner.status, runner.rc)
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            outcome = 'handover playbook could not run: %s' % type(exc).__name__
+        service = IncidentService(self.stores(), load_catalog(self.catalog), actor='incident-launcher')
+        for incident_id in incidents:
+            service.update(incident_id, edits={'run': {'id': run, 'outcome': 'lost', 'reason': '%s; %s' % (reason, outcome)}})
+        return outcome + '; run recorded as lost by the launcher'
 
 
 class RecordBackend:
@@ -112,16 +210,15 @@ class RecordBackend:
 
     name = 'record'
 
-    def __init__(self, config):
-        self.store = config['incident_store']
-        self.catalog = module_utils('catalog').load_catalog(config['catalog'])
+    def __init__(self, config, stores=None):
+        self.stores = stores or store_factory(config)
+        self.catalog = load_catalog(config['catalog'])
 
     def run(self, entry, context):
-        service = module_utils('service').IncidentService(module_utils('store').IncidentStore(self.store), self.catalog,
-                                                          actor='incident-launcher')
+        service = IncidentService(self.stores(), self.catalog, actor='incident-launcher')
         try:
             outcome = service.open(alerts=entry['payload']['alerts'])
-        except module_utils('errors').IncidentResponseError as exc:
+        except IncidentResponseError as exc:
             return RunResult(False, 'incident store: %s' % exc)
         result = outcome.as_result()
         return RunResult(True, details={'incident': result['id'], 'created': result['created']})
@@ -146,7 +243,7 @@ class AwxBackend:
 
     name = 'awx'
 
-    def __init__(self, config, sleep=time.sleep, clock=time.monotonic):
+    def __init__(self, config, stores=None, sleep=time.sleep, clock=time.monotonic):  # pylint: disable=unused-argument
         awx = config['awx']
         self.url = awx['url'].rstrip('/')
         self.token = awx['token']
@@ -270,8 +367,8 @@ def _detail(raw, limit=300):
 BACKENDS = {'runner': RunnerBackend, 'awx': AwxBackend, 'record': RecordBackend}
 
 
-def build(config):
-    return BACKENDS[config['backend']](config)
+def build(config, stores=None):
+    return BACKENDS[config['backend']](config, stores)
 
 
 def sanitise_url(url):

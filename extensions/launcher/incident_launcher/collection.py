@@ -2,63 +2,38 @@
 # Copyright: contributors to slurm_exporter.incident_response
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Access to the collection's module_utils (catalog, record, store, service, k8s, containment).
+"""How ``python -m incident_launcher`` finds the collection it belongs to.
 
-The launcher ships inside the collection (extensions/launcher) and reuses its code in-process.
-:func:`ensure_collection` makes ``ansible_collections.slurm_exporter.incident_response`` importable:
-as it is (installed or already on sys.path), else from a collections root named in the
-configuration, ``ANSIBLE_COLLECTIONS_PATH`` or the default roots.
+The launcher's modules import the collection's module_utils with ordinary imports
+(``from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.catalog import ...``).
+Before the first of them, the entry point installs ansible-core's own collection loader, the one
+``ansible-playbook`` uses: the collection is then importable wherever ansible-playbook finds it
+(``collections_path`` of the launcher's configuration first, then ``ANSIBLE_COLLECTIONS_PATH`` or
+``collections_path`` of ansible.cfg, ``~/.ansible/collections``, ``/usr/share/ansible/collections``,
+and ``ansible_collections`` directories on ``sys.path`` such as the ``ansible`` package's).
+Code that embeds the launcher (tests, benchmarks) makes the collection importable itself and never
+calls this.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 
 from incident_launcher import LauncherError
 
 PACKAGE = 'ansible_collections.slurm_exporter.incident_response'
-DEFAULT_ROOTS = ('~/.ansible/collections', '/usr/share/ansible/collections')
 
 
-def module_utils(name):
-    """``plugins.module_utils.<name>`` of the collection (imported once)."""
-    return importlib.import_module('%s.plugins.module_utils.%s' % (PACKAGE, name))
+def use_collection_loader(roots=()):
+    """Install ansible-core's collection loader with ``roots`` first; LauncherError when the collection is not found."""
+    from ansible.plugins.loader import init_plugin_loader  # pylint: disable=import-outside-toplevel
+    from ansible.utils.collection_loader import AnsibleCollectionConfig  # pylint: disable=import-outside-toplevel
 
-
-def _importable():
+    if AnsibleCollectionConfig.collection_finder is None:
+        init_plugin_loader(list(roots))
     try:
-        module_utils('catalog')
-    except ImportError:
-        return False
-    return True
-
-
-def ensure_collection(roots=()):
-    """Make the collection importable; returns the collections root used (or None when it already was)."""
-    if _importable():
-        return None
-    candidates = list(roots)
-    candidates += [path for path in os.environ.get('ANSIBLE_COLLECTIONS_PATH', '').split(os.pathsep) if path]
-    candidates += list(DEFAULT_ROOTS)
-    for root in candidates:
-        root = os.path.abspath(os.path.expanduser(root))
-        if os.path.basename(root) == 'ansible_collections':
-            root = os.path.dirname(root)
-        if not os.path.isdir(os.path.join(root, 'ansible_collections', 'slurm_exporter', 'incident_response', 'plugins', 'module_utils')):
-            continue
-        if root not in sys.path:
-            sys.path.insert(0, root)
-        namespace = sys.modules.get('ansible_collections')
-        if namespace is not None and hasattr(namespace, '__path__'):
-            path = os.path.join(root, 'ansible_collections')
-            if path not in list(namespace.__path__):
-                namespace.__path__.append(path)
-        for name in [name for name in sys.modules if name.startswith('ansible_collections.slurm_exporter')]:
-            del sys.modules[name]
-        importlib.invalidate_caches()
-        if _importable():
-            return root
-    raise LauncherError('the collection slurm_exporter.incident_response cannot be imported; install it, or name its collections '
-                        'root in collections_path or ANSIBLE_COLLECTIONS_PATH (searched: %s)' % ', '.join(candidates))
+        importlib.import_module(PACKAGE + '.plugins.module_utils.catalog')
+    except ImportError as exc:
+        raise LauncherError('the collection slurm_exporter.incident_response cannot be imported (%s): install it with ansible-galaxy, '
+                            'or name its collections root in collections_path (configuration), ANSIBLE_COLLECTIONS_PATH or '
+                            'ansible.cfg' % exc) from None

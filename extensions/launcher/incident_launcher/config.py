@@ -12,6 +12,7 @@ Secret values are never part of an error message.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import os
 import re
 
@@ -22,6 +23,8 @@ from incident_launcher import LauncherError
 FQCN_RE = re.compile(r'^[a-z0-9_]+\.[a-z0-9_]+\.[a-z0-9_]+$')
 NAMESPACE_RE = re.compile(r'^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$')
 IDENTIFIER_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]{0,63}$')
+DEPLOYMENT_RE = re.compile(r'^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$')
+ALERTNAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]{0,199}$')
 
 ENV_SECRETS = {
     'INCIDENT_LAUNCHER_BEARER_TOKEN': ('auth', 'bearer_token'),
@@ -32,22 +35,33 @@ ENV_SECRETS = {
 SECRET_FILES = {('auth', 'bearer_token'): 'bearer_token_file', ('auth', 'basic_password'): 'basic_password_file',
                 ('awx', 'token'): 'token_file'}
 SECRETS = {('auth', 'bearer_token'), ('auth', 'basic_password'), ('awx', 'token')}
+CREDENTIALS = (('auth', 'bearer_token'), ('auth', 'basic_username'), ('auth', 'basic_password'), ('awx', 'token'))
+
+# The incident record's caps (plugins/module_utils/alertmanager.py, Limits()): the launcher may lower them, never raise them.
+# Written out here because the configuration is read before the collection is importable (collections_path).
+RECORD_LIMITS = {'max_labels': 128, 'max_string': 16384}
 
 STR, OPT_STR, INT, NUM, BOOL, MAP, LIST = 'str', 'optional str', 'int', 'number', 'bool', 'map', 'list'
 
 # key: (kind, default, minimum) -- sections are nested dicts.
 SCHEMA = {
-    'listen': {'address': (STR, '127.0.0.1', None), 'port': (INT, 10341, 0)},
+    'listen': {'address': (STR, '127.0.0.1', None), 'port': (INT, 10341, 0), 'insecure_plain_http': (BOOL, False, None),
+               'insecure_anonymous': (BOOL, False, None)},
     'tls': {'cert_file': (OPT_STR, None, None), 'key_file': (OPT_STR, None, None), 'client_ca_file': (OPT_STR, None, None)},
     'auth': {'bearer_token': (OPT_STR, None, None), 'bearer_token_file': (OPT_STR, None, None),
              'basic_username': (OPT_STR, None, None), 'basic_password': (OPT_STR, None, None),
              'basic_password_file': (OPT_STR, None, None), 'allow_anonymous': (BOOL, False, None)},
     'limits': {'max_body_bytes': (INT, 1048576, 1024), 'max_depth': (INT, 8, 5), 'max_items': (INT, 1000, 1),
                'max_alerts': (INT, 1000, 1), 'max_labels': (INT, 128, 1), 'max_string': (INT, 16384, 64),
-               'request_timeout': (NUM, 10.0, 0.1), 'max_connections': (INT, 64, 1)},
+               'request_timeout': (NUM, 10.0, 0.1), 'keepalive_timeout': (NUM, 75.0, 1), 'max_connections': (INT, 1024, 16),
+               'max_connections_per_peer': (INT, 128, 1), 'max_header_bytes': (INT, 32768, 4096),
+               'max_body_memory': (INT, 33554432, 1024)},
     'spool': {'dir': (STR, '/var/lib/incident-launcher/spool', None), 'max_pending': (INT, 10000, 1),
               'done_retention': (NUM, 86400.0, 0), 'rejection_log': (OPT_STR, None, None),
-              'rejection_log_max_bytes': (INT, 10485760, 4096)},
+              'rejection_log_max_bytes': (INT, 10485760, 4096), 'rejection_log_backups': (INT, 5, 1)},
+    # Where the incident records are: file (incident_store) or kubernetes (Incident objects in store.namespace).
+    'store': {'backend': (STR, 'file', None), 'namespace': (STR, 'incident-response', None), 'kubeconfig': (OPT_STR, None, None),
+              'context': (OPT_STR, None, None), 'request_timeout': (NUM, 30.0, 0.1)},
     'dedup_window': (NUM, 300.0, 0),
     'workers': {'concurrency': (INT, 4, 1), 'max_attempts': (INT, 5, 1), 'backoff_initial': (NUM, 10.0, 0),
                 'backoff_max': (NUM, 600.0, 0), 'shutdown_grace': (NUM, 30.0, 0)},
@@ -61,13 +75,38 @@ SCHEMA = {
             'max_retry_after': (NUM, 120.0, 0)},
     'incident_store': (STR, '/var/incident-response', None),
     'incident_namespace': (STR, 'slurm-exporter', None),
+    'incident_deployment': (STR, 'slurm-exporter', None),
+    # Must match the inventory's incident_correlation (same keys: enabled, cooldown, related).
+    'correlation': (MAP, {}, None),
     'catalog': (MAP, {}, None),
     'first_response': {'enabled': (BOOL, False, None), 'kubeconfig': (OPT_STR, None, None), 'context': (OPT_STR, None, None),
                        'pod_selector': (MAP, {'app': 'slurm-exporter'}, None), 'allow_ingress': (LIST, [], None),
-                       'allow_egress': (LIST, [], None), 'request_timeout': (NUM, 30.0, 0.1)},
+                       'allow_egress': (LIST, [], None), 'request_timeout': (NUM, 30.0, 0.1), 'alertnames': (LIST, [], None)},
     'collections_path': (LIST, [], None),
     'log_level': (STR, 'info', None),
+    # People in the loop (inbound.py, docs/people.md): signed requests from Slack and PagerDuty.
+    'inbound': {
+        'max_body_bytes': (INT, 262144, 1024), 'lock_timeout': (NUM, 2.0, 0.1),
+        'slack': {'signing_secrets': (LIST, [], None), 'signing_secrets_file': (OPT_STR, None, None), 'replay_window': (NUM, 300.0, 1),
+                  'users': (LIST, [], None), 'approvers': (LIST, [], None), 'bot_token': (OPT_STR, None, None),
+                  'bot_token_file': (OPT_STR, None, None), 'api_url': (STR, 'https://slack.com/api', None),
+                  'response_url_prefixes': (LIST, ['https://hooks.slack.com/'], None), 'command': (STR, '/incident', None),
+                  'request_timeout': (NUM, 2.5, 0.1)},
+        'pagerduty': {'webhook_secrets': (LIST, [], None), 'webhook_secrets_file': (OPT_STR, None, None), 'max_age': (NUM, 1800.0, 60),
+                      'users': (LIST, [], None), 'approvers': (LIST, [], None)},
+    },
 }
+
+# Inbound secrets: lists (several during a rotation), from the file (one per line), the environment (comma-separated)
+# or the configuration; never echoed.
+INBOUND_SECRETS = {
+    ('inbound', 'slack', 'signing_secrets'): ('signing_secrets_file', 'INCIDENT_LAUNCHER_SLACK_SIGNING_SECRETS'),
+    ('inbound', 'pagerduty', 'webhook_secrets'): ('webhook_secrets_file', 'INCIDENT_LAUNCHER_PAGERDUTY_WEBHOOK_SECRETS'),
+}
+MIN_SIGNING_SECRET = 16
+SLACK_USER_RE = re.compile(r'^[UW][A-Z0-9]{2,20}$')
+PAGERDUTY_USER_RE = re.compile(r'^[A-Z0-9]{2,32}$')
+SLASH_COMMAND_RE = re.compile(r'^/[a-z0-9_-]{1,31}$')
 
 
 def _fail(source, path, message):
@@ -122,9 +161,32 @@ def _section(source, prefix, data, schema):
         if isinstance(spec, dict):
             result[key] = _section(source, path, data.get(key), spec)
         else:
-            secret = tuple(path.split('.')) in SECRETS
+            secret = tuple(path.split('.')) in SECRETS or tuple(path.split('.')) in INBOUND_SECRETS \
+                or path == 'inbound.slack.bot_token'
             result[key] = _check(source, path, data[key], spec, secret) if key in data else copy.deepcopy(spec[1])
     return result
+
+
+def _credential(source, where, value, key):
+    """Refuse a credential that can never match what a client sends (blank, padded, control characters)."""
+    if not value.strip():
+        _fail(source, where, 'is blank: every request would be refused with 401 (and Alertmanager does not retry a 4xx)')
+    if value != value.strip():
+        _fail(source, where, 'starts or ends with whitespace, which no client can send in an Authorization header; remove it')
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        _fail(source, where, 'contains control characters, which an HTTP header cannot carry')
+    if key == 'basic_username' and ':' in value:
+        _fail(source, where, 'contains ":", which basic authentication cannot carry in a user name')
+
+
+def is_loopback(address):
+    """True for 127.0.0.0/8, ::1 and localhost; 0.0.0.0, :: and every other address or name is a network address."""
+    if address == 'localhost':
+        return True
+    try:
+        return ipaddress.ip_address(address.strip('[]')).is_loopback
+    except ValueError:
+        return False
 
 
 def _read_secret(source, path, filename):
@@ -141,6 +203,10 @@ def _read_secret(source, path, filename):
 def secrets_exposed(path, data):
     """Warning text when the file holds a secret inline and others than its owner can read it, else None."""
     inline = [key for section, key in SECRETS if isinstance(data.get(section), dict) and data[section].get(key)]
+    inbound = data.get('inbound') if isinstance(data.get('inbound'), dict) else {}
+    for (_section, sub, key) in list(INBOUND_SECRETS) + [('inbound', 'slack', 'bot_token')]:
+        if isinstance(inbound.get(sub), dict) and inbound[sub].get(key):
+            inline.append('inbound.%s.%s' % (sub, key))
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -162,7 +228,7 @@ def load(path, environ=None):
     except yaml.YAMLError as exc:
         raise LauncherError('config %s: not valid YAML: %s' % (path, exc)) from None
     config = build(data or {}, path, environ, os.path.dirname(os.path.abspath(path)))
-    config['warnings'] = [text for text in (secrets_exposed(path, data or {}),) if text]
+    config['warnings'] = [text for text in (secrets_exposed(path, data or {}),) if text] + config['warnings']
     return config
 
 
@@ -183,10 +249,123 @@ def build(data, source='(inline)', environ=None, base_dir=None):
                 _fail(source, '%s.%s' % (section, file_key), 'give %s or %s, not both' % (key, file_key))
             config[section][key] = _read_secret(source, '%s.%s' % (section, file_key), resolve(filename))
     for variable, (section, key) in ENV_SECRETS.items():
+        # An empty variable counts as unset; one that holds only spaces is a mistake, not a credential.
         if environ.get(variable):
+            _credential(source, 'environment variable %s' % variable, environ[variable], key)
             config[section][key] = environ[variable]
+    for section, key in CREDENTIALS:
+        if config[section][key] is not None:
+            _credential(source, '%s.%s' % (section, key), config[section][key], key)
+    config['warnings'] = []
+    _inbound(source, config, environ, resolve)
     _semantics(source, config, resolve)
     return config
+
+
+def _signing_secret(source, where, value):
+    """Refuse a signing secret that cannot be one (blank, padded, control characters, too short); never echo it."""
+    if not isinstance(value, str) or not value.strip():
+        _fail(source, where, 'is blank: every signed request would be refused')
+    if value != value.strip() or any(ord(char) < 33 or ord(char) == 127 or char == ',' for char in value):
+        _fail(source, where, 'holds blanks, commas or control characters, which a signing secret does not')
+    if len(value) < MIN_SIGNING_SECRET:
+        _fail(source, where, 'is %d characters long: too short for a signing secret (at least %d)' % (len(value), MIN_SIGNING_SECRET))
+    return value
+
+
+def _inbound(source, config, environ, resolve):
+    """The inbound secrets (file, environment or configuration, one source each) and settings."""
+    for (section, sub, key), (file_key, variable) in INBOUND_SECRETS.items():
+        settings = config[section][sub]
+        path = '%s.%s.%s' % (section, sub, key)
+        given = [name for name, present in ((key, bool(settings[key])), (file_key, bool(settings[file_key])),
+                                            ('environment variable ' + variable, bool(environ.get(variable)))) if present]
+        if len(given) > 1:
+            _fail(source, path, 'give the secrets once: %s' % ' or '.join(given))
+        if settings[file_key]:
+            filename = resolve(settings[file_key])
+            try:
+                with open(filename, encoding='utf-8') as handle:
+                    lines = [line.strip() for line in handle.read().splitlines()]
+            except OSError as exc:
+                _fail(source, '%s.%s.%s' % (section, sub, file_key), 'cannot read %s: %s' % (filename, exc.strerror or exc))
+            values = [line for line in lines if line]
+            if not values:
+                _fail(source, '%s.%s.%s' % (section, sub, file_key), '%s holds no secret' % filename)
+            where = '%s.%s.%s' % (section, sub, file_key)
+        elif environ.get(variable):
+            values = [item.strip() for item in environ[variable].split(',')]
+            where = 'environment variable %s' % variable
+        else:
+            values = settings[key]
+            where = path
+        settings[key] = [_signing_secret(source, '%s[%d]' % (where, index), value) for index, value in enumerate(values)]
+    slack = config['inbound']['slack']
+    if slack['bot_token_file']:
+        if slack['bot_token']:
+            _fail(source, 'inbound.slack.bot_token_file', 'give bot_token or bot_token_file, not both')
+        slack['bot_token'] = _read_secret(source, 'inbound.slack.bot_token_file', resolve(slack['bot_token_file']))
+    if environ.get('INCIDENT_LAUNCHER_SLACK_BOT_TOKEN'):
+        slack['bot_token'] = environ['INCIDENT_LAUNCHER_SLACK_BOT_TOKEN']
+    if slack['bot_token'] is not None:
+        _credential(source, 'inbound.slack.bot_token', slack['bot_token'], 'bot_token')
+    if slack['replay_window'] > 300:
+        _fail(source, 'inbound.slack.replay_window', 'at most 300 s (Slack: five minutes), got %g' % slack['replay_window'])
+    if not SLASH_COMMAND_RE.fullmatch(slack['command']):
+        _fail(source, 'inbound.slack.command', 'expected a slash command such as /incident')
+    if not slack['api_url'].startswith(('https://', 'http://')):
+        _fail(source, 'inbound.slack.api_url', 'expected an http(s) URL')
+    if not all(isinstance(item, str) and item.startswith(('https://', 'http://')) and item.count('/') >= 3
+               for item in slack['response_url_prefixes']):
+        _fail(source, 'inbound.slack.response_url_prefixes', 'expected http(s) URL prefixes ending in a path, such as https://hooks.slack.com/')
+    for sub, pattern, example in (('slack', SLACK_USER_RE, 'Slack user ids such as U0123ABCD'),
+                                  ('pagerduty', PAGERDUTY_USER_RE, 'PagerDuty user ids such as PLH1HKV')):
+        for key in ('users', 'approvers'):
+            if not all(isinstance(item, str) and pattern.fullmatch(item) for item in config['inbound'][sub][key]):
+                _fail(source, 'inbound.%s.%s' % (sub, key), 'expected %s' % example)
+    if config['inbound']['max_body_bytes'] > config['limits']['max_body_memory']:
+        _fail(source, 'inbound.max_body_bytes', 'must be <= limits.max_body_memory')
+
+
+def _exposure(source, config):
+    """Anonymous intake, or credentials over plain HTTP, on a network address only with an explicit insecure_* opt-in."""
+    listen, auth, tls = config['listen'], config['auth'], config['tls']
+    warnings = config['warnings']
+    if is_loopback(listen['address']):
+        return
+    credentials = bool(auth['bearer_token'] or auth['basic_username'])
+    if not credentials and not listen['insecure_anonymous']:
+        _fail(source, 'auth.allow_anonymous', 'anyone who can reach %s could post alerts (and trigger isolation): set credentials, '
+                                              'listen on a loopback address, or set listen.insecure_anonymous: true' % listen['address'])
+    if not credentials:
+        warnings.append('listen.insecure_anonymous: anyone who can reach %s:%s can post alerts without credentials'
+                        % (listen['address'], listen['port']))
+    if credentials and not tls['cert_file'] and not listen['insecure_plain_http']:
+        _fail(source, 'tls', 'the credentials would cross the network in clear text to %s: set tls.cert_file and tls.key_file, listen on a '
+                             'loopback address, or set listen.insecure_plain_http: true (e.g. behind a NetworkPolicy in a cluster)'
+                             % listen['address'])
+    if credentials and not tls['cert_file']:
+        warnings.append('listen.insecure_plain_http: credentials reach %s:%s over plain HTTP' % (listen['address'], listen['port']))
+
+
+def _limits(source, limits):
+    for key, maximum in RECORD_LIMITS.items():
+        if limits[key] > maximum:
+            _fail(source, 'limits.' + key, 'at most %d (what the incident record accepts), got %d' % (maximum, limits[key]))
+    if limits['max_body_memory'] < limits['max_body_bytes']:
+        _fail(source, 'limits.max_body_memory', 'must be >= limits.max_body_bytes')
+    if limits['max_connections_per_peer'] > limits['max_connections']:
+        _fail(source, 'limits.max_connections_per_peer', 'must be <= limits.max_connections')
+
+
+def _store(source, config, resolve):
+    store = config['store']
+    if store['backend'] not in ('file', 'kubernetes'):
+        _fail(source, 'store.backend', 'expected file or kubernetes, got %r' % store['backend'])
+    if not NAMESPACE_RE.match(store['namespace']):
+        _fail(source, 'store.namespace', '%r is not a Kubernetes namespace name' % store['namespace'])
+    if store['kubeconfig']:
+        store['kubeconfig'] = resolve(store['kubeconfig'])
 
 
 def _semantics(source, config, resolve):  # pylint: disable=too-many-branches
@@ -203,6 +382,8 @@ def _semantics(source, config, resolve):  # pylint: disable=too-many-branches
     tls = config['tls']
     if bool(tls['cert_file']) != bool(tls['key_file']):
         _fail(source, 'tls', 'cert_file and key_file go together')
+    _exposure(source, config)
+    _limits(source, config['limits'])
     for key in ('cert_file', 'key_file', 'client_ca_file'):
         if tls[key]:
             tls[key] = resolve(tls[key])
@@ -217,8 +398,11 @@ def _semantics(source, config, resolve):  # pylint: disable=too-many-branches
                                   for item in config['collections_path']]
     if not NAMESPACE_RE.match(config['incident_namespace']):
         _fail(source, 'incident_namespace', '%r is not a Kubernetes namespace name' % config['incident_namespace'])
+    if not DEPLOYMENT_RE.match(config['incident_deployment']):
+        _fail(source, 'incident_deployment', '%r is not a Kubernetes object name' % config['incident_deployment'])
     if config['workers']['backoff_max'] < config['workers']['backoff_initial']:
         _fail(source, 'workers.backoff_max', 'must be >= workers.backoff_initial')
+    _store(source, config, resolve)
     backend = config['backend']
     if backend not in ('runner', 'awx', 'record'):
         _fail(source, 'backend', 'expected runner, awx or record, got %r' % backend)
@@ -250,6 +434,8 @@ def _semantics(source, config, resolve):  # pylint: disable=too-many-branches
     first = config['first_response']
     if first['kubeconfig']:
         first['kubeconfig'] = resolve(first['kubeconfig'])
+    if not all(isinstance(name, str) and ALERTNAME_RE.match(name) for name in first['alertnames']):
+        _fail(source, 'first_response.alertnames', 'expected a list of alert names ([A-Za-z_][A-Za-z0-9_]*)')
     selector = first['pod_selector']
     if not selector or not all(isinstance(key, str) and isinstance(value, str) for key, value in selector.items()):
         _fail(source, 'first_response.pod_selector', 'expected a non-empty mapping of label names to values')

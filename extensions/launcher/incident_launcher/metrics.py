@@ -26,6 +26,17 @@ FAMILIES = (
     ('incident_launcher_queue_depth', 'gauge', 'Spooled alerts waiting for or in a run.'),
     ('incident_launcher_runs_in_flight', 'gauge', 'Response runs in progress.'),
     ('incident_launcher_runs_in_flight_peak', 'gauge', 'Highest number of concurrent runs since start.'),
+    ('incident_launcher_connections_open', 'gauge', 'Open client connections.'),
+    ('incident_launcher_connections_open_peak', 'gauge', 'Most client connections open at once since start.'),
+    ('incident_launcher_connections_closed_total', 'counter',
+     'Connections the launcher closed or refused, by reason (request_timeout, header_too_large, evicted, peer_limit, '
+     'connection_limit, accept_error).'),
+    ('incident_launcher_inbound_refused_total', 'counter',
+     'Inbound requests from Slack and PagerDuty refused, by source and reason (signature_missing, signature_invalid, stale, '
+     'replayed, not_configured, too_large, no_length, bad_request, request_timeout, busy): never written to disk.'),
+    ('incident_launcher_inbound_commands_total', 'counter',
+     'What people asked through Slack and PagerDuty, by source, verb and result (applied, unchanged, refused, not_found, '
+     'forbidden, ignored, busy).'),
     ('incident_launcher_ack_latency_seconds', 'histogram', 'Time from a webhook request to its 2xx answer (spool written and synced).'),
 )
 

@@ -2,38 +2,44 @@
 # Copyright: contributors to slurm_exporter.incident_response
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The launcher: HTTP intake (POST /webhook, GET /healthz, GET /metrics), the spool and the worker pool.
+"""The launcher: HTTP intake (POST /webhook, GET|HEAD /healthz, GET|HEAD /metrics), the spool and the worker pool.
 
 A webhook is answered 2xx only after every accepted alert is in the spool, synced to disk.
-Refusals: 400 bad JSON, 401 missing/bad credentials, 404/405 wrong route, 411 no length,
-413 too large, 422 wrong schema or version (or no alert could be classified), 503 spool full.
+Refusals: 400 bad JSON, 401 missing/bad credentials, 404/405 wrong route, 408 body too slow, 411 no length,
+413 too large, 422 wrong schema or version (or no alert could be classified), 503 spool full or busy.
+The HTTP side (deadlines, connection limits) is intake.py; payloads follow the collection's Alertmanager
+contract (plugins/module_utils/alertmanager.py).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import http.server
 import json
 import os
-import socket
-import ssl
-import sys
 import threading
 import time
-import urllib.parse
 
 from incident_launcher import LauncherError, __version__
 from incident_launcher import backends as backends_mod
 from incident_launcher.auth import Authenticator
-from incident_launcher.collection import ensure_collection, module_utils
 from incident_launcher.dispatcher import Dispatcher
+from incident_launcher.inbound import Inbound
 from incident_launcher.log import JsonLogger
+from incident_launcher.intake import Intake, ssl_context
 from incident_launcher.metrics import Metrics
-from incident_launcher.payload import Limits, PayloadError, dedup_key, one_alert_payload, parse, validate
 from incident_launcher.spool import Deduplicator, Spool, encode, remove_tree, write_file
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.alertmanager import (
+    Limits, PayloadError, dedup_key, one_alert_payload, parse, validate_payload)
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.catalog import load_catalog
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.correlation import group_key, settings as correlation_settings
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import IncidentResponseError, ValidationError
 
 KEEP_PAYLOAD_BYTES = 65536
 MAX_CRASHED_RUNS = 3
+# /healthz: the spool needs room for a few request bodies, and a real write, at most every PROBE_INTERVAL seconds.
+MIN_FREE_BYTES = 4 * 1048576
+PROBE_INTERVAL = 5.0
 
 
 def _iso(unix):
@@ -44,7 +50,6 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
     """Intake, spool, first response and the worker pool of one launcher process."""
 
     def __init__(self, config, logger=None, backend=None):
-        ensure_collection(config['collections_path'])
         self.config = config
         self.logger = logger or JsonLogger(level=config['log_level'])
         self.metrics = Metrics()
@@ -53,32 +58,47 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
                              limits['max_labels'], limits['max_string'])
         auth = config['auth']
         self.auth = Authenticator(auth['bearer_token'], auth['basic_username'], auth['basic_password'], auth['allow_anonymous'])
+        try:
+            self.stores = backends_mod.store_factory(config)
+        except IncidentResponseError as exc:
+            raise LauncherError('config: store: %s' % exc) from None
         spool = config['spool']
-        self.spool = Spool(spool['dir'], spool['max_pending'], spool['rejection_log'], spool['rejection_log_max_bytes'])
+        self.spool = Spool(spool['dir'], spool['max_pending'], spool['rejection_log'], spool['rejection_log_max_bytes'],
+                           spool['rejection_log_backups'])
         self.dedup = Deduplicator(config['dedup_window'])
         try:
-            self.catalog = module_utils('catalog').load_catalog(config['catalog'])
-        except module_utils('errors').IncidentResponseError as exc:
+            self.catalog = load_catalog(config['catalog'])
+        except IncidentResponseError as exc:
             raise LauncherError('config: catalog: %s' % exc) from None
-        self.backend = backend or backends_mod.build(config)
+        try:
+            self.correlation = correlation_settings(config['correlation'], self.catalog)
+        except IncidentResponseError as exc:
+            raise LauncherError('config: %s' % exc) from None
+        self.workload = '%s/%s' % (config['incident_namespace'], config['incident_deployment'])
+        self.backend = backend or backends_mod.build(config, self.stores)
         self.first = None
         if config['first_response']['enabled']:
             from incident_launcher.first_response import FirstResponder  # pylint: disable=import-outside-toplevel
 
-            self.first = FirstResponder(config, self.catalog, self.logger)
+            self.first = FirstResponder(config, self.catalog, self.logger, self.stores)
+        # People in the loop: Slack and PagerDuty requests, signed (inbound.py); None when no secret is configured.
+        self.inbound = None
+        if config['inbound']['slack']['signing_secrets'] or config['inbound']['pagerduty']['webhook_secrets']:
+            self.inbound = Inbound(config, self.catalog, self.metrics, self.logger, stores=self.stores)
         workers = config['workers']
         self.dispatcher = Dispatcher(self._process, workers['concurrency'], on_change=self._gauges)
         self.cancel = threading.Event()
         self.stopped = threading.Event()
-        self.httpd = None
-        self.thread = None
+        self.intake_server = None
         self._last_prune = 0.0
+        self._probe = (0.0, None)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self):
         """Bind, resume the spool, start the workers and serve (in a thread); returns (address, port)."""
         # Bind first: a launcher that cannot listen exits before any run starts.
-        self.httpd = LauncherHTTPServer((self.config['listen']['address'], self.config['listen']['port']), self)
+        self.intake_server = Intake(self, ssl_context(self.config['tls']))
+        address, port = self.intake_server.bind(self.config['listen']['address'], self.config['listen']['port'])
         entries = self.spool.recover(self.logger)
         window = self.config['dedup_window']
         now = time.time()
@@ -87,16 +107,15 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
             self.dedup.remember(key, when)
         self.spool.prune(self.config['spool']['done_retention'])
         for entry in entries:
-            self.dispatcher.submit(entry['key'], entry)
+            self.dispatcher.submit(self.run_key(entry), entry)
         self.dispatcher.start()
-        address, port = self.httpd.server_address[:2]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={'poll_interval': 0.2}, name='launcher-http', daemon=True)
-        self.thread.start()
+        self.intake_server.start()
         for warning in self.config.get('warnings', ()):
             self.logger.warning('config_warning', message=warning)
-        self.logger.info('listening', address=address, port=port, tls=self.httpd.ssl_context is not None, backend=self.backend.name,
+        self.logger.info('listening', address=address, port=port, tls=self.intake_server.ssl_context is not None, backend=self.backend.name,
                          resumed=len(entries), first_response=self.first is not None, version=__version__,
-                         auth='anonymous' if not self.auth.enabled else 'required')
+                         auth='anonymous' if not self.auth.enabled else 'required', store=self.stores.location,
+                         inbound=sorted(source for source in ('slack', 'pagerduty') if self.inbound and self.inbound.configured(source)))
         return address, port
 
     def stop(self):
@@ -105,12 +124,14 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
             return
         self.stopped.set()
         self.logger.info('stopping', queue_depth=self.dispatcher.depth(), in_flight=self.dispatcher.running())
-        if self.httpd is not None:
-            self.httpd.shutdown()
-            self.httpd.server_close()
+        if self.intake_server is not None:
+            self.intake_server.stop()
+        if self.inbound is not None:
+            self.inbound.stop()
         if not self.dispatcher.stop(self.config['workers']['shutdown_grace']):
             self.cancel.set()
             self.dispatcher.stop(30)
+        self.stores.close()
         self.logger.info('stopped', queue_depth=self.dispatcher.depth())
 
     # -- metrics -------------------------------------------------------------------------------
@@ -119,12 +140,58 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
         self.metrics.set_gauge('incident_launcher_runs_in_flight', running)
         self.metrics.gauge_max('incident_launcher_runs_in_flight_peak', running)
 
+    def spool_writable(self):
+        """``(writable, reason, free bytes)``: the spool takes a new alert (permissions, free space and inodes, a real write)."""
+        pending = os.path.join(self.spool.root, 'pending')
+        try:
+            stats = os.statvfs(pending)
+        except OSError as exc:
+            return False, 'spool: %s' % (exc.strerror or exc), None
+        free = stats.f_bavail * stats.f_frsize
+        if not os.access(pending, os.W_OK | os.X_OK):
+            return False, 'spool: %s is not writable by uid %d' % (pending, os.getuid()), free
+        if free < MIN_FREE_BYTES:
+            return False, 'spool: the file system is full (%d bytes free, %d needed)' % (free, MIN_FREE_BYTES), free
+        if stats.f_files and not stats.f_favail:
+            return False, 'spool: the file system has no free inodes', free
+        # A real write (no fsync: /healthz is unauthenticated); a success is trusted for PROBE_INTERVAL seconds.
+        now = time.monotonic()
+        when, failure = self._probe
+        if failure is not None or now - when >= PROBE_INTERVAL:
+            failure = None
+            probe = os.path.join(self.spool.root, '.healthz-probe')
+            try:
+                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    os.write(fd, b'x' * 4096)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                failure = 'spool: a test write failed: %s' % (os.strerror(exc.errno) if exc.errno else exc)
+                if exc.errno == errno.ENOSPC:
+                    failure = 'spool: the file system is full (a test write failed: %s)' % os.strerror(exc.errno)
+            finally:
+                try:
+                    os.unlink(probe)
+                except OSError:
+                    pass
+            self._probe = (now, failure)
+        return failure is None, failure, free
+
     def health(self):
-        writable = os.access(os.path.join(self.spool.root, 'pending'), os.W_OK)
+        writable, reason, free = self.spool_writable()
         alive = self.dispatcher.alive()
-        return {'status': 'ok' if writable and alive and not self.stopped.is_set() else 'degraded', 'spool_writable': writable,
-                'workers_alive': alive, 'queue_depth': self.dispatcher.depth(), 'in_flight': self.dispatcher.running(),
-                'backend': self.backend.name, 'version': __version__}
+        ok = writable and alive and not self.stopped.is_set()
+        document = {'status': 'ok' if ok else 'degraded', 'spool_writable': writable, 'spool_free_bytes': free,
+                    'workers_alive': alive, 'queue_depth': self.dispatcher.depth(), 'in_flight': self.dispatcher.running(),
+                    'backend': self.backend.name, 'version': __version__}
+        if reason:
+            document['reason'] = reason
+        elif not alive:
+            document['reason'] = 'workers: a worker thread died'
+        elif self.stopped.is_set():
+            document['reason'] = 'stopping'
+        return document
 
     # -- intake --------------------------------------------------------------------------------
     def reject(self, status, reason, message, remote, **fields):
@@ -140,7 +207,7 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
         """One authenticated webhook body -> (HTTP status, JSON answer)."""
         try:
             document = parse(body, self.limits)
-            payload, alerts = validate(document, self.limits)
+            payload, alerts = validate_payload(document, self.limits)
         except PayloadError as exc:
             fields = {'size': len(body), 'sha256': hashlib.sha256(body).hexdigest()}
             if exc.reason in ('schema', 'version') and len(body) <= KEEP_PAYLOAD_BYTES:
@@ -153,7 +220,7 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
         for alert in alerts:
             try:
                 type_name, _why = self.catalog.classify(alert)
-            except module_utils('errors').ValidationError as exc:
+            except ValidationError as exc:
                 unclassified.append((alert, exc.message))
                 continue
             classified.append((alert, type_name))
@@ -194,11 +261,20 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
         if deduplicated:
             self.metrics.inc('incident_launcher_alerts_deduplicated_total', deduplicated)
         for entry in entries:
-            self.dispatcher.submit(entry['key'], entry)
+            self.dispatcher.submit(self.run_key(entry), entry)
         self.logger.info('accepted', remote=remote, accepted=len(entries), deduplicated=deduplicated, rejected=len(unclassified),
                          ids=[entry['id'] for entry in entries][:20])
         return 200, {'status': 'accepted', 'accepted': len(entries), 'deduplicated': deduplicated, 'rejected': len(unclassified),
                      'ids': [entry['id'] for entry in entries]}
+
+    def run_key(self, entry):
+        """Entries with one key run one at a time, in arrival order: the alerts that correlate into one incident (the same
+        type, or related types, on the workload), so that a correlated alert waits for the run of its incident instead
+        of starting a second one; incidents of other types on the workload run side by side (their steps are serialised
+        by the workload's Lease). Entries spooled before correlation have no type: their fingerprint."""
+        if not entry.get('incident_type') or not self.correlation['enabled']:
+            return entry['key']
+        return group_key(entry['incident_type'], self.workload, self.correlation)
 
     # -- runs ----------------------------------------------------------------------------------
     def _process(self, entry):
@@ -292,179 +368,3 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
 
 def _scalars(details):
     return {key: value for key, value in details.items() if isinstance(value, (str, int, float, bool)) and key != 'output_tail'}
-
-
-class LauncherHTTPServer(http.server.ThreadingHTTPServer):
-    """ThreadingHTTPServer with TLS (handshake in the connection's thread), a connection cap and JSON error logs."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, address, launcher):
-        self.launcher = launcher
-        self.slots = threading.BoundedSemaphore(launcher.config['limits']['max_connections'])
-        self.ssl_context = _ssl_context(launcher.config['tls'])
-        handler = type('Handler', (WebhookHandler,), {'launcher': launcher, 'timeout': launcher.config['limits']['request_timeout']})
-        family = socket.AF_INET6 if ':' in address[0] else socket.AF_INET
-        self.address_family = family
-        try:
-            super().__init__(address, handler)
-        except OSError as exc:
-            raise LauncherError('cannot listen on %s:%s: %s' % (address[0], address[1], exc.strerror or exc)) from None
-
-    def get_request(self):
-        sock, client = self.socket.accept()
-        if self.ssl_context is not None:
-            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, client
-
-    def process_request(self, request, client_address):
-        if not self.slots.acquire(blocking=False):
-            self.launcher.metrics.inc('incident_launcher_alerts_rejected_total', reason='too_many_connections')
-            if self.ssl_context is None:
-                try:
-                    request.settimeout(1.0)
-                    request.sendall(b'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
-                except OSError:
-                    pass
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
-
-    def handle_error(self, request, client_address):
-        error = sys.exc_info()[1]
-        self.launcher.logger.warning('connection_error', remote=client_address[0] if client_address else None,
-                                     error='%s: %s' % (type(error).__name__, str(error)[:200]))
-
-
-def _ssl_context(tls):
-    if not tls['cert_file']:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(tls['cert_file'], tls['key_file'])
-        if tls['client_ca_file']:
-            context.load_verify_locations(cafile=tls['client_ca_file'])
-            context.verify_mode = ssl.CERT_REQUIRED
-    except (OSError, ssl.SSLError) as exc:
-        raise LauncherError('tls: cannot load the certificate, key or client CA: %s' % exc) from None
-    return context
-
-
-class WebhookHandler(http.server.BaseHTTPRequestHandler):
-    """Routes: POST /webhook, GET /healthz, GET /metrics."""
-
-    protocol_version = 'HTTP/1.1'
-    # Headers and body are two writes: without TCP_NODELAY, Nagle's algorithm and the client's delayed ACK add ~40 ms.
-    disable_nagle_algorithm = True
-    server_version = 'incident-launcher/' + __version__
-    sys_version = ''
-    launcher = None
-
-    def setup(self):
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.settimeout(self.timeout)
-            self.request.do_handshake()
-        super().setup()
-
-    def log_message(self, format, *args):  # pylint: disable=redefined-builtin
-        """Requests are logged by the launcher (structured), not by http.server."""
-
-    def _send(self, status, body, content_type='application/json', headers=None):
-        data = body if isinstance(body, bytes) else (json.dumps(body, sort_keys=True) + '\n').encode('utf-8')
-        self.send_response(status)
-        self.send_header('Content-Type', content_type)
-        self.send_header('Content-Length', str(len(data)))
-        self.send_header('Cache-Control', 'no-store')
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        if self.close_connection:
-            self.send_header('Connection', 'close')
-        self.end_headers()
-        if self.command != 'HEAD':
-            self.wfile.write(data)
-
-    def _route(self):
-        return urllib.parse.urlsplit(self.path).path
-
-    def do_GET(self):  # noqa: N802  pylint: disable=invalid-name
-        route = self._route()
-        if route == '/healthz':
-            health = self.launcher.health()
-            self._send(200 if health['status'] == 'ok' else 503, health)
-        elif route == '/metrics':
-            self._send(200, self.launcher.metrics.render().encode('utf-8'), 'text/plain; version=0.0.4; charset=utf-8')
-        elif route == '/webhook':
-            self._send(405, {'status': 'rejected', 'reason': 'method', 'error': 'use POST'}, headers={'Allow': 'POST'})
-        else:
-            self._send(404, {'status': 'rejected', 'reason': 'not_found', 'error': 'unknown path'})
-
-    def _refuse_early(self, status, reason, message, headers=None):
-        """Refusal before the body was read: the connection is closed afterwards."""
-        self.close_connection = True
-        status, answer = self.launcher.reject(status, reason, message, self.client_address[0])
-        self._send(status, answer, headers=headers)
-
-    def do_POST(self):  # noqa: N802  pylint: disable=invalid-name
-        started = time.perf_counter()
-        launcher = self.launcher
-        if self._route() != '/webhook':
-            self.close_connection = True
-            self._send(404, {'status': 'rejected', 'reason': 'not_found', 'error': 'unknown path'})
-            return
-        ok, reason = launcher.auth.check(self.headers.get('Authorization'))
-        if not ok:
-            challenge = 'Bearer realm="incident-launcher"' if launcher.auth.bearer_token else 'Basic realm="incident-launcher"'
-            self._refuse_early(401, reason, 'missing or invalid credentials', {'WWW-Authenticate': challenge})
-            return
-        if self.headers.get('Transfer-Encoding'):
-            self._refuse_early(411, 'no_length', 'send the body with Content-Length (chunked bodies are not accepted)')
-            return
-        raw_length = self.headers.get('Content-Length')
-        if raw_length is None:
-            self._refuse_early(411, 'no_length', 'Content-Length is required')
-            return
-        try:
-            length = int(raw_length)
-            if length < 0:
-                raise ValueError(raw_length)
-        except ValueError:
-            self._refuse_early(400, 'bad_request', 'Content-Length is not a number')
-            return
-        if length > launcher.limits.max_body_bytes:
-            self._refuse_early(413, 'too_large', 'the body is %d bytes; the limit is %d' % (length, launcher.limits.max_body_bytes))
-            return
-        try:
-            body = self.rfile.read(length)
-        except (OSError, socket.timeout):
-            self.close_connection = True
-            return
-        if len(body) != length:
-            self._refuse_early(400, 'bad_request', 'the body ended after %d of %d bytes' % (len(body), length))
-            return
-        if launcher.stopped.is_set():
-            self._refuse_early(503, 'stopping', 'the launcher is stopping; retry later', {'Retry-After': '5'})
-            return
-        status, answer = launcher.intake(body, self.client_address[0])
-        headers = {'Retry-After': '30'} if status == 503 else None
-        self._send(status, answer, headers=headers)
-        if 200 <= status < 300:
-            launcher.metrics.observe_ack(time.perf_counter() - started)
-
-    def _not_allowed(self):
-        self.close_connection = True
-        self._send(405, {'status': 'rejected', 'reason': 'method', 'error': 'method not allowed'})
-
-    do_PUT = do_DELETE = do_PATCH = _not_allowed  # noqa: N815

@@ -10,7 +10,10 @@ Layout of the spool directory::
     done/<id>.json      the run finished (kept for ``done_retention`` seconds: the dedup window survives restarts)
     failed/<id>.json    the last attempt failed; the entry carries every attempt's reason
     work/<id>/          the alert file and the ansible-runner directory of a run in progress
-    rejections.jsonl    refused requests and alerts, with the reason (no secrets)
+    rejections.jsonl    authenticated requests and alerts that were refused, with the reason (no secrets);
+                        rotated to .1 ... .<backups> (unauthenticated requests are never written anywhere)
+
+The spool directory and its subdirectories are 0700, every file 0600: alert payloads can be sensitive.
 
 Every write is atomic (temporary file in the same directory, fsync, rename, fsync of the
 directory), so a crash leaves either the old or the new file, never a torn one. An id is
@@ -29,7 +32,7 @@ import threading
 import time
 
 from incident_launcher import LauncherError
-from incident_launcher.collection import module_utils
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.store import atomic_write, fsync_dir as store_fsync_dir
 
 ID_RE = re.compile(r'^\d{20}-\d{6}-[0-9a-f]{1,64}$')
 SPOOL_VERSION = 1
@@ -37,12 +40,12 @@ STATES = ('pending', 'done', 'failed')
 
 
 def fsync_dir(path):
-    module_utils('store').fsync_dir(path)
+    store_fsync_dir(path)
 
 
 def write_file(path, data, mode=0o600, sync_dir=True):
     """Temp file + fsync + rename (+ fsync of the directory unless the caller batches it): the store's atomic write."""
-    module_utils('store').atomic_write(path, data, mode=mode, sync_dir=sync_dir)
+    atomic_write(path, data, mode=mode, sync_dir=sync_dir)
 
 
 def encode(document):
@@ -52,18 +55,23 @@ def encode(document):
 class Spool:
     """Pending, done and failed alerts in one directory tree."""
 
-    def __init__(self, root, max_pending=10000, rejection_log=None, rejection_log_max_bytes=10485760):
+    def __init__(self, root, max_pending=10000, rejection_log=None, rejection_log_max_bytes=10485760, rejection_log_backups=5):
         self.root = os.path.abspath(root)
         self.max_pending = max_pending
         self.rejection_log = rejection_log or os.path.join(self.root, 'rejections.jsonl')
         self.rejection_log_max_bytes = rejection_log_max_bytes
+        self.rejection_log_backups = rejection_log_backups
         self.lock = threading.Lock()
         self.reject_lock = threading.Lock()
         self._sequence = itertools.count()
         self.pending_count = 0
         try:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
+            # makedirs' mode is masked by the umask and not applied to a directory that exists: set it.
+            os.chmod(self.root, 0o700)
             for name in STATES + ('work',):
                 os.makedirs(os.path.join(self.root, name), mode=0o700, exist_ok=True)
+                os.chmod(os.path.join(self.root, name), 0o700)
         except OSError as exc:
             raise LauncherError('spool directory %s cannot be created: %s' % (self.root, exc.strerror or exc)) from None
         if not os.access(os.path.join(self.root, 'pending'), os.W_OK | os.X_OK):
@@ -204,20 +212,31 @@ class Spool:
 
     # -- rejections ----------------------------------------------------------------------
     def log_rejection(self, reason, message, **fields):
-        """Append one JSON line; the log is rotated once (to .1) when it passes its size limit."""
+        """Append one JSON line; past its size limit the log is rotated (.1 is the newest, .<backups> the oldest kept)."""
         document = {'time': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'reason': reason, 'message': message[:2000]}
         document.update(fields)
         line = (json.dumps(document, sort_keys=True, ensure_ascii=True, default=str) + '\n').encode('utf-8')
         with self.reject_lock:
             with contextlib.suppress(FileNotFoundError):
                 if os.path.getsize(self.rejection_log) + len(line) > self.rejection_log_max_bytes:
-                    os.replace(self.rejection_log, self.rejection_log + '.1')
+                    self._rotate()
             fd = os.open(self.rejection_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, line)
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+    def _rotate(self):
+        for number in range(self.rejection_log_backups - 1, 0, -1):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace('%s.%d' % (self.rejection_log, number), '%s.%d' % (self.rejection_log, number + 1))
+        os.replace(self.rejection_log, self.rejection_log + '.1')
+
+    def rejection_logs(self):
+        """The rejection log and its rotated copies, newest first (those that exist)."""
+        paths = [self.rejection_log] + ['%s.%d' % (self.rejection_log, number) for number in range(1, self.rejection_log_backups + 1)]
+        return [path for path in paths if os.path.exists(path)]
 
 
 def _remove_tree(path):

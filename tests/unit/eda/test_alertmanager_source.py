@@ -16,19 +16,13 @@ import pytest
 aiohttp = pytest.importorskip('aiohttp', reason='aiohttp comes with ansible-rulebook (requirements-test.txt)')
 
 from ansible_collections.slurm_exporter.incident_response.extensions.eda.plugins.event_source import alertmanager  # noqa: E402  pylint: disable=wrong-import-position
+from tests.alerts import alert as build_alert, payload  # noqa: E402  pylint: disable=wrong-import-position
 
 TOKEN = 'unit-token-91d3'
 
 
 def alert(status='firing', fingerprint='0a1b2c3d4e5f6789', **labels):
-    return {'status': status, 'fingerprint': fingerprint,
-            'labels': dict({'alertname': 'SlurmExporterDown', 'incident_type': 'service_outage', 'component': 'incident-response'}, **labels),
-            'annotations': {'summary': 'down'}, 'startsAt': '2026-11-24T10:00:00Z', 'endsAt': '0001-01-01T00:00:00Z'}
-
-
-def payload(*alerts):
-    return {'version': '4', 'status': 'firing', 'receiver': 'incident-response', 'externalURL': 'http://am:9093',
-            'groupKey': '{}:{alertname="SlurmExporterDown"}', 'alerts': list(alerts)}
+    return build_alert(fingerprint, status, starts='2026-11-24T10:00:00Z', **dict({'component': 'incident-response'}, **labels))
 
 
 def free_port():
@@ -41,6 +35,8 @@ def free_port():
     ({'token': TOKEN}, 'port is required'),
     ({'port': 8080}, 'token is required'),
     ({'port': 8080, 'token': '  '}, 'token must not be empty'),
+    ({'port': 8080, 'token': ' padded '}, 'token must not start or end with whitespace'),
+    ({'port': 8080, 'token': TOKEN, 'max_alerts': 0}, 'max_alerts must be between 1 and 1000'),
     ({'port': 0, 'token': TOKEN}, 'between 1 and 65535'),
     ({'port': 'http', 'token': TOKEN}, 'port must be a int'),
     ({'port': True, 'token': TOKEN}, 'port must be a int'),
@@ -56,7 +52,7 @@ def test_bad_arguments_are_refused_before_binding(args, message):
 
 def test_defaults_are_loopback_and_webhook_path():
     config = alertmanager.validate_args({'port': '10341', 'token': TOKEN})
-    assert config == {'host': '127.0.0.1', 'port': 10341, 'path': '/webhook', 'token': TOKEN, 'max_body_bytes': 1048576}
+    assert config == {'host': '127.0.0.1', 'port': 10341, 'path': '/webhook', 'token': TOKEN, 'max_body_bytes': 1048576, 'max_alerts': 1000}
 
 
 def test_one_event_per_alert_with_meta_and_a_base64_payload():
@@ -64,14 +60,16 @@ def test_one_event_per_alert_with_meta_and_a_base64_payload():
     body = payload(alert(), alert('resolved', 'ffff000011112222', collector=hostile))
     events = alertmanager.split_payload(body, '/webhook')
     assert [e['alert'] for e in events] == body['alerts']
-    assert events[0]['meta'] == {'endpoint': '/webhook', 'receiver': 'incident-response', 'externalURL': 'http://am:9093',
+    assert events[0]['meta'] == {'endpoint': '/webhook', 'receiver': 'incident-response', 'externalURL': 'http://alertmanager:9093',
                                  'groupKey': '{}:{alertname="SlurmExporterDown"}'}
     second = events[1]['response']
     assert {k: second[k] for k in ('fingerprint', 'status', 'incident_type')} == {
         'fingerprint': 'ffff000011112222', 'status': 'resolved', 'incident_type': 'service_outage'}
     decoded = json.loads(base64.b64decode(second['alert_payload_b64']))
+    # the same one-alert payload the launcher writes for the playbook (the Alertmanager contract's one_alert_payload)
     assert decoded == {'version': '4', 'status': 'resolved', 'alerts': [body['alerts'][1]], 'receiver': 'incident-response',
-                       'externalURL': 'http://am:9093', 'groupKey': body['groupKey']}
+                       'externalURL': 'http://alertmanager:9093', 'groupKey': body['groupKey'], 'truncatedAlerts': 0, 'groupLabels': {},
+                       'commonLabels': body['alerts'][1]['labels'], 'commonAnnotations': body['alerts'][1]['annotations']}
     assert decoded['alerts'][0]['labels']['collector'] == hostile
     # nothing the playbook gets through var_root carries template markers
     assert not [value for value in events[1]['response'].values() if '{' in value or '}' in value]
@@ -83,12 +81,14 @@ def test_a_template_in_incident_type_is_not_passed_on():
 
 
 @pytest.mark.parametrize('body, reason', [
-    ([], 'not a JSON object'),
-    ({'version': '3', 'alerts': []}, 'unsupported payload version'),
-    ({'version': '4'}, 'alerts: expected a list'),
-    (payload('x'), r'alerts\[0\]: expected an object'),
+    ([], r'payload \(a JSON object\)'),
+    ({'version': '3', 'alerts': []}, 'version: expected "4"'),
+    ({'version': '4'}, 'alerts: expected a non-empty list'),
+    (payload('x'), r'alerts\[0\]: expected an Alertmanager alert'),
     (payload(alert(), alert(status='pending')), r'alerts\[1\].status'),
     (payload(alert(fingerprint='../../etc')), r'alerts\[0\].fingerprint'),
+    (payload(dict(alert(), startsAt='yesterday')), r'alerts\[0\].startsAt'),
+    (payload(*[alert(fingerprint='%04x' % number) for number in range(1001)]), 'has 1001 entries; the limit is 1000'),
     (payload(dict(alert(), labels={'a': 1})), r'alerts\[0\].labels'),
     (payload(dict(alert(), annotations=['x'])), r'alerts\[0\].annotations'),
     (dict(payload(alert()), receiver=5), 'receiver: expected a string'),
@@ -139,7 +139,7 @@ def test_http_contract():
         ('POST', '/webhook', {'Authorization': 'Basic ' + base64.b64encode(b'a:' + TOKEN.encode()).decode()}, good),
         ('POST', '/webhook', {'Authorization': 'Bearer'}, good),
         ('GET', '/webhook', {}, None),
-        ('POST', '/webhook', auth, b'{"version": "4", "alerts": [{"status": "firing"}]}'),
+        ('POST', '/webhook', auth, b'{"version": "4", "alerts": [{"status": "pending"}]}'),
         ('POST', '/webhook', auth, b'\xff\xfe not json'),
         ('POST', '/webhook', auth, b'{"alerts": [' + b' ' * 5000 + b']}'),
         ('POST', '/other', auth, good),
@@ -148,7 +148,7 @@ def test_http_contract():
     statuses = [status for status, _text, _headers in responses]
     assert statuses == [200, 401, 401, 401, 401, 401, 400, 400, 413, 404, 202]
     assert responses[1][2]['WWW-Authenticate'] == 'Bearer'
-    assert json.loads(responses[6][1]) == {'error': 'alerts[0].fingerprint: expected a hexadecimal fingerprint'}
+    assert json.loads(responses[6][1])['error'] == 'alerts[0].status: expected firing or resolved, got \'pending\''
     assert json.loads(responses[10][1]) == {'accepted': 2}
     # only the last request queued anything, one event per alert, in order
     assert [(e['response']['fingerprint'], e['response']['status']) for e in events] == [
@@ -161,3 +161,24 @@ def test_custom_path():
                                   ('POST', '/alerts', {'Authorization': 'Bearer ' + TOKEN}, body)], {'path': '/alerts'})
     assert [r[0] for r in responses] == [404, 202]
     assert len(events) == 1 and events[0]['meta']['endpoint'] == '/alerts'
+
+
+def test_parity_with_the_launcher_on_what_used_to_slip_through():
+    """A bad startsAt used to be queued (the run failed later and the alert was lost), ~1000-deep JSON was a 500
+    (RecursionError), and 2,000 alerts became 2,000 events: each is refused whole with 400 now."""
+    auth = {'Authorization': 'Bearer ' + TOKEN}
+    bad_start = json.dumps(payload(dict(alert(), startsAt='last tuesday'))).encode()
+    deep = b'{"version": "4", "alerts": [' + b'[' * 1000 + b']' * 1000 + b']}'
+    many = json.dumps(payload(*[alert(fingerprint='%04x' % number) for number in range(2000)])).encode()
+    responses, events = exchange([('POST', '/webhook', auth, bad_start), ('POST', '/webhook', auth, deep),
+                                  ('POST', '/webhook', auth, many), ('HEAD', '/healthz', {}, None)],
+                                 {'max_body_bytes': 1048576})
+    assert [status for status, _text, _headers in responses] == [400, 400, 400, 200]
+    assert [json.loads(text)['reason'] for _status, text, _headers in responses[:3]] == ['schema', 'too_deep', 'too_wide']
+    assert 'startsAt' in json.loads(responses[0][1])['error'] and '2000 entries' in json.loads(responses[2][1])['error']
+    # a lower cap of this source's own
+    responses, events = exchange([('POST', '/webhook', auth, json.dumps(payload(*[alert(fingerprint='%04x' % number)
+                                                                                  for number in range(3)])).encode())],
+                                 {'max_alerts': 2})
+    assert responses[0][0] == 400 and 'more than the 2 accepted' in json.loads(responses[0][1])['error'] and events == []
+    assert events == []

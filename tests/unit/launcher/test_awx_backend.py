@@ -14,7 +14,7 @@ import pytest
 from incident_launcher.backends import AwxBackend, RunContext
 from incident_launcher.config import build
 
-from launcher_testlib import alert, payload  # pylint: disable=import-error
+from tests.alerts import alert, payload
 from tests.fakes.awx import FakeAwx
 
 

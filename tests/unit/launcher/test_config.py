@@ -9,12 +9,14 @@ from __future__ import annotations
 import pytest
 
 from incident_launcher import LauncherError
-from incident_launcher.config import build, load
+from incident_launcher.config import RECORD_LIMITS, build, is_loopback, load
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.alertmanager import Limits
 
 
 def test_defaults(tmp_path):
     config = build({'auth': {'bearer_token': 'x'}}, base_dir=str(tmp_path))
-    assert config['listen'] == {'address': '127.0.0.1', 'port': 10341}
+    assert config['listen'] == {'address': '127.0.0.1', 'port': 10341, 'insecure_plain_http': False, 'insecure_anonymous': False}
+    assert config['limits']['request_timeout'] == 10.0 and config['limits']['max_connections_per_peer'] == 128
     assert config['limits']['max_body_bytes'] == 1048576 and config['dedup_window'] == 300.0
     assert config['runner']['playbook'] == 'slurm_exporter.incident_response.respond'
     assert config['backend'] == 'runner' and config['first_response']['enabled'] is False
@@ -89,3 +91,61 @@ def test_a_world_readable_file_with_an_inline_secret_is_warned_about(tmp_path):
     assert 'inline-secret-value' not in warnings[0]
     path.chmod(0o600)
     assert load(str(path), environ={})['warnings'] == []
+
+
+@pytest.mark.parametrize('auth, environ, where', [
+    ({'bearer_token': '   '}, {}, 'auth.bearer_token: is blank'),
+    ({'bearer_token': '\t\n'}, {}, 'auth.bearer_token: is blank'),
+    ({'bearer_token': ' padded-token '}, {}, 'auth.bearer_token: starts or ends with whitespace'),
+    ({'bearer_token': 'tok\x00en'}, {}, 'auth.bearer_token: contains control characters'),
+    ({'basic_username': 'a:m', 'basic_password': 'p'}, {}, 'auth.basic_username: contains ":"'),
+    ({'basic_username': 'am', 'basic_password': '  '}, {}, 'auth.basic_password: is blank'),
+    ({'bearer_token': 'good-token'}, {'INCIDENT_LAUNCHER_BEARER_TOKEN': '   '},
+     'environment variable INCIDENT_LAUNCHER_BEARER_TOKEN: is blank'),
+    ({'allow_anonymous': True}, {'INCIDENT_LAUNCHER_BEARER_TOKEN': ' \n'}, 'INCIDENT_LAUNCHER_BEARER_TOKEN: is blank'),
+])
+def test_credentials_that_can_never_match_are_refused(tmp_path, auth, environ, where):
+    with pytest.raises(LauncherError) as info:
+        build({'auth': auth}, 'launcher.yml', environ, base_dir=str(tmp_path))
+    assert where in str(info.value) and 'padded-token' not in str(info.value)
+
+
+def test_an_empty_environment_variable_counts_as_unset(tmp_path):
+    config = build({'auth': {'bearer_token': 'from-config'}}, environ={'INCIDENT_LAUNCHER_BEARER_TOKEN': ''}, base_dir=str(tmp_path))
+    assert config['auth']['bearer_token'] == 'from-config'
+
+
+@pytest.mark.parametrize('address, loopback', [('127.0.0.1', True), ('127.3.2.1', True), ('::1', True), ('localhost', True),
+                                               ('0.0.0.0', False), ('::', False), ('10.0.0.5', False), ('launcher.example.org', False)])
+def test_loopback_addresses(address, loopback):
+    assert is_loopback(address) is loopback
+
+
+@pytest.mark.parametrize('data, words', [
+    ({'listen': {'address': '0.0.0.0'}, 'auth': {'allow_anonymous': True}}, 'auth.allow_anonymous: anyone who can reach 0.0.0.0'),
+    ({'listen': {'address': '::'}, 'auth': {'allow_anonymous': True}}, 'listen.insecure_anonymous: true'),
+    ({'listen': {'address': '0.0.0.0'}, 'auth': {'bearer_token': 'x' * 32}}, 'tls: the credentials would cross the network in clear text'),
+    ({'listen': {'address': '10.1.2.3'}, 'auth': {'basic_username': 'am', 'basic_password': 'pw'}}, 'listen.insecure_plain_http: true'),
+])
+def test_exposure_on_the_network_needs_an_explicit_opt_in(tmp_path, data, words):
+    with pytest.raises(LauncherError) as info:
+        build(data, 'launcher.yml', base_dir=str(tmp_path))
+    assert words in str(info.value)
+
+
+def test_the_opt_ins_start_with_a_warning(tmp_path):
+    config = build({'listen': {'address': '0.0.0.0', 'insecure_anonymous': True}, 'auth': {'allow_anonymous': True}}, base_dir=str(tmp_path))
+    assert any('insecure_anonymous' in warning for warning in config['warnings'])
+    config = build({'listen': {'address': '0.0.0.0', 'insecure_plain_http': True}, 'auth': {'bearer_token': 'x' * 32}},
+                   base_dir=str(tmp_path))
+    assert [warning for warning in config['warnings'] if 'insecure_plain_http' in warning] and 'x' * 32 not in str(config['warnings'])
+    # loopback, or TLS on the network, needs no opt-in and gets no warning
+    assert build({'auth': {'allow_anonymous': True}}, base_dir=str(tmp_path))['warnings'] == []
+
+
+def test_limits_stay_within_what_the_record_accepts(tmp_path):
+    assert RECORD_LIMITS == {'max_labels': Limits().max_labels, 'max_string': Limits().max_string}
+    with pytest.raises(LauncherError, match='limits.max_labels: at most 128'):
+        build({'auth': {'bearer_token': 'x'}, 'limits': {'max_labels': 129}}, base_dir=str(tmp_path))
+    with pytest.raises(LauncherError, match='first_response.alertnames'):
+        build({'auth': {'bearer_token': 'x'}, 'first_response': {'alertnames': ['../x']}}, base_dir=str(tmp_path))

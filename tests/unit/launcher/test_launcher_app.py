@@ -19,7 +19,7 @@ from incident_launcher.config import build
 from incident_launcher.log import JsonLogger
 from incident_launcher.server import Launcher
 
-from launcher_testlib import alert, payload  # pylint: disable=import-error
+from tests.alerts import alert, payload
 
 TOKEN = 'unit-test-token-4f1c'
 
@@ -129,7 +129,8 @@ def test_spool_full_answers_503_and_keeps_nothing(tmp_path):
     assert status == 503 and answer['reason'] == 'spool_full'
     assert len(listing(launcher, 'pending')) == 2
     launcher.dispatcher.start()
-    assert wait_for(lambda: not listing(launcher, 'pending'))
+    # the files go first, then the count: wait for both
+    assert wait_for(lambda: not listing(launcher, 'pending') and launcher.spool.pending_count == 0)
     # Alertmanager retries the 503: the alert was not remembered as seen, so it is accepted now
     assert launcher.intake(body(alert('cc03')), '127.0.0.1')[1]['accepted'] == 1
     launcher.dispatcher.stop(5)

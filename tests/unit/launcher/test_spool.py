@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 import pytest
 
@@ -118,12 +119,26 @@ def test_prune_and_recent(tmp_path):
     assert spool.count('done') == 1
 
 
-def test_rejection_log_rotates(tmp_path):
-    spool = Spool(str(tmp_path / 'spool'), rejection_log_max_bytes=4096)
-    for number in range(40):
+def test_rejection_log_rotation_is_bounded(tmp_path):
+    spool = Spool(str(tmp_path / 'spool'), rejection_log_max_bytes=4096, rejection_log_backups=3)
+    spool.log_rejection('unclassified', 'the first alert', alert={'fingerprint': 'f1257'})
+    for number in range(200):
         spool.log_rejection('schema', 'message %d ' % number + 'x' * 200)
-    assert os.path.getsize(spool.rejection_log) <= 4096
-    assert os.path.exists(spool.rejection_log + '.1')
+    logs = spool.rejection_logs()
+    assert logs == [spool.rejection_log] + ['%s.%d' % (spool.rejection_log, number) for number in (1, 2, 3)]
+    assert all(os.path.getsize(path) <= 4096 for path in logs) and not os.path.exists(spool.rejection_log + '.4')
+    newest = [json.loads(line)['message'] for line in open(spool.rejection_log, encoding='utf-8')]
+    assert newest[-1].startswith('message 199 ')
+
+
+def test_the_spool_tree_is_private(tmp_path):
+    root = tmp_path / 'var' / 'spool'
+    Spool(str(root))
+    for path in [root] + [root / name for name in ('pending', 'done', 'failed', 'work')]:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o700, path
+    root.chmod(0o755)
+    Spool(str(root))
+    assert stat.S_IMODE(os.stat(root).st_mode) == 0o700
 
 
 class Clock:

@@ -10,12 +10,15 @@ bearer token with ``!=``, has no health route and no payload validation. This so
 - listens on 127.0.0.1 unless told otherwise;
 - requires a bearer token, compared in constant time (``hmac.compare_digest``) in a middleware,
   on every route but ``GET /healthz``;
-- caps the body size (413 above ``max_body_bytes``);
-- validates its arguments before it binds, and every payload before it queues anything (a payload
-  with one bad alert is rejected whole with 400 and the reason is logged: nothing half-accepted);
+- caps the body size (413 above ``max_body_bytes``) and the alerts per payload (``max_alerts``);
+- validates its arguments before it binds, and every payload before it queues anything, with the
+  collection's Alertmanager contract (plugins/module_utils/alertmanager.py, the rules of the webhook
+  launcher and the incident record): a payload with one bad alert (a bad ``startsAt`` included) or
+  nested too deeply is rejected whole with 400 and the reason is logged: nothing half-accepted;
 - puts one event per alert on the queue::
 
-    alert:     the alert as Alertmanager sent it (labels, annotations, status, fingerprint, ...)
+    alert:     the alert, validated and normalised (status, labels, annotations, startsAt, endsAt,
+               generatorURL, fingerprint in lower case)
     response:  what the response playbook gets (use ``var_root: response`` in the action):
                alert_payload_b64  a one-alert Alertmanager payload, JSON then base64
                fingerprint, status, incident_type (validated; safe to print)
@@ -34,9 +37,25 @@ import base64
 import hmac
 import json
 import logging
+import os
 import re
+import sys
 
 from aiohttp import web
+
+COLLECTION_DIRS = ('ansible_collections', 'slurm_exporter', 'incident_response')
+if not any(os.path.isdir(os.path.join(entry or '.', *COLLECTION_DIRS)) for entry in sys.path):
+    # ansible-rulebook runs a source as a file (runpy), from the collection where ansible-galaxy put it, which is not
+    # on sys.path: add the collections root this very file sits in (<root>/ansible_collections/slurm_exporter/
+    # incident_response/extensions/eda/plugins/event_source/), so that the collection's own code imports normally.
+    # (ansible-core's collection loader would do it too, but its path hook breaks ansible-rulebook's runpy loading
+    # of the event filters that come after the source.)
+    _PARTS = os.path.abspath(__file__).split(os.sep)
+    if tuple(_PARTS[-8:-1]) == COLLECTION_DIRS + ('extensions', 'eda', 'plugins', 'event_source'):
+        sys.path.append(os.sep.join(_PARTS[:-8]) or os.sep)
+
+# pylint: disable-next=wrong-import-position
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import alertmanager as contract  # noqa: E402
 
 DOCUMENTATION = r"""
 ---
@@ -67,6 +86,11 @@ options:
     description: Largest accepted body; larger ones are refused with 413.
     type: int
     default: 1048576
+  max_alerts:
+    description: Most alerts in one payload; a payload with more is refused whole with 400 (Alertmanager's
+      C(max_alerts) of the webhook receiver can cap what it sends).
+    type: int
+    default: 1000
 """
 
 EXAMPLES = r"""
@@ -77,8 +101,6 @@ EXAMPLES = r"""
 """
 
 LOGGER = logging.getLogger(__name__)
-STATUSES = ('firing', 'resolved')
-FINGERPRINT = re.compile(r'^[0-9a-f]{1,64}$')
 SAFE_VALUE = re.compile(r'^[A-Za-z0-9_.:-]{0,128}$')
 ARGS = {
     'host': (str, '127.0.0.1'),
@@ -86,14 +108,14 @@ ARGS = {
     'path': (str, '/webhook'),
     'token': (str, None),
     'max_body_bytes': (int, 1024 * 1024),
+    'max_alerts': (int, contract.DEFAULT_LIMITS.max_alerts),
 }
 
 CONFIG = web.AppKey('config', dict)
 QUEUE = web.AppKey('queue', asyncio.Queue)
 
 
-class PayloadError(ValueError):
-    """A payload that is not an Alertmanager v4 webhook: rejected whole, with this reason."""
+PayloadError = contract.PayloadError
 
 
 def validate_args(args):
@@ -115,8 +137,14 @@ def validate_args(args):
         raise ValueError('alertmanager: port must be between 1 and 65535, got %d' % config['port'])
     if not config['path'].startswith('/') or config['path'] == '/healthz':
         raise ValueError('alertmanager: path must start with / and not be /healthz, got %r' % config['path'])
-    if not config['token'].strip():
+    token = config['token']
+    if not token.strip():
         raise ValueError('alertmanager: token must not be empty')
+    if token != token.strip() or any(ord(char) < 32 or ord(char) == 127 for char in token):
+        raise ValueError('alertmanager: token must not start or end with whitespace or hold control characters '
+                         '(no client can send it in an Authorization header)')
+    if not 1 <= config['max_alerts'] <= contract.DEFAULT_LIMITS.max_alerts:
+        raise ValueError('alertmanager: max_alerts must be between 1 and %d, got %d' % (contract.DEFAULT_LIMITS.max_alerts, config['max_alerts']))
     if config['max_body_bytes'] < 1024:
         raise ValueError('alertmanager: max_body_bytes must be at least 1024, got %d' % config['max_body_bytes'])
     if not config['host'].strip():
@@ -124,58 +152,38 @@ def validate_args(args):
     return config
 
 
-def _string_map(value, where):
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise PayloadError('%s: expected a mapping of strings' % where)
-    return value
+def limits(config):
+    """The contract's caps with this source's body size and alerts per payload."""
+    return contract.Limits(max_body_bytes=config['max_body_bytes'], max_alerts=config['max_alerts'])
 
 
-def split_payload(payload, endpoint='/webhook'):
-    """The events for one Alertmanager payload, or PayloadError when any part of it is malformed."""
-    if not isinstance(payload, dict):
-        raise PayloadError('the payload is not a JSON object')
-    version = payload.get('version', '4')
-    if version != '4':
-        raise PayloadError('unsupported payload version %r (expected "4")' % (version,))
-    alerts = payload.get('alerts')
-    if not isinstance(alerts, list):
-        raise PayloadError('alerts: expected a list')
+def split_payload(payload, endpoint='/webhook', caps=contract.DEFAULT_LIMITS):
+    """The events for one Alertmanager payload (parsed JSON), or PayloadError when any part of it is malformed."""
+    contract.check_shape(payload, caps)
+    envelope, alerts = contract.validate_payload(payload, caps)
     meta = {'endpoint': endpoint}
-    for key in ('receiver', 'externalURL', 'groupKey'):
-        if payload.get(key) is not None:
-            if not isinstance(payload[key], str):
-                raise PayloadError('%s: expected a string' % key)
-            meta[key] = payload[key]
+    meta.update({key: envelope[key] for key in ('receiver', 'externalURL', 'groupKey') if envelope[key]})
     events = []
-    for index, alert in enumerate(alerts):
-        where = 'alerts[%d]' % index
-        if not isinstance(alert, dict):
-            raise PayloadError('%s: expected an object' % where)
-        status = alert.get('status')
-        if status not in STATUSES:
-            raise PayloadError('%s.status: expected firing or resolved' % where)
-        fingerprint = alert.get('fingerprint')
-        if not isinstance(fingerprint, str) or not FINGERPRINT.match(fingerprint):
-            raise PayloadError('%s.fingerprint: expected a hexadecimal fingerprint' % where)
-        labels = _string_map(alert.get('labels'), where + '.labels')
-        _string_map(alert.get('annotations'), where + '.annotations')
-        single = {'version': '4', 'status': status, 'alerts': [alert]}
-        single.update({key: meta[key] for key in ('receiver', 'externalURL', 'groupKey') if key in meta})
-        incident_type = labels.get('incident_type', '')
+    for alert in alerts:
+        incident_type = alert['labels'].get('incident_type', '')
+        single = contract.one_alert_payload(envelope, alert)
         events.append({
             'alert': alert,
             'response': {
                 'alert_payload_b64': base64.b64encode(json.dumps(single, sort_keys=True).encode('utf-8')).decode('ascii'),
-                'fingerprint': fingerprint,
-                'status': status,
+                'fingerprint': alert['fingerprint'],
+                'status': alert['status'],
                 # only a plain identifier: anything else is left to the catalog, which reads the payload
                 'incident_type': incident_type if SAFE_VALUE.match(incident_type) else '',
             },
             'meta': dict(meta),
         })
     return events
+
+
+def read_events(body, endpoint='/webhook', caps=contract.DEFAULT_LIMITS):
+    """Bytes of a webhook request -> its events (the contract's parse, never a RecursionError), or PayloadError."""
+    return split_payload(contract.parse(body, caps), endpoint, caps)
 
 
 def _authorized(request):
@@ -210,15 +218,13 @@ async def receive(request):
         LOGGER.warning('alertmanager: refused a body larger than %d bytes', request.app[CONFIG]['max_body_bytes'])
         raise
     try:
-        payload = json.loads(body.decode('utf-8'))
-        events = split_payload(payload, request.path)
-    except (UnicodeDecodeError, ValueError) as exc:
-        reason = str(exc) if isinstance(exc, PayloadError) else 'the body is not UTF-8 JSON'
-        LOGGER.warning('alertmanager: rejected a payload: %s', reason)
-        return web.json_response({'error': reason}, status=400)
+        events = read_events(body, request.path, limits(request.app[CONFIG]))
+    except PayloadError as exc:
+        LOGGER.warning('alertmanager: rejected a payload (%s): %s', exc.reason, exc.message)
+        return web.json_response({'error': exc.message, 'reason': exc.reason}, status=400)
     for event in events:
         await request.app[QUEUE].put(event)
-    LOGGER.info('alertmanager: accepted %d alert(s) for receiver %s', len(events), payload.get('receiver'))
+    LOGGER.info('alertmanager: accepted %d alert(s) for receiver %s', len(events), events[0]['meta'].get('receiver', ''))
     return web.json_response({'accepted': len(events)}, status=202)
 
 
