@@ -2,8 +2,10 @@
 # Copyright: contributors to slurm_exporter.incident_response
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Sending notifications: Slack (incoming webhook, Web API), PagerDuty Events v2, a JSON webhook,
-e-mail and the file outbox; retries with exponential backoff that honour 429 Retry-After.
+"""Sending notifications: the transports (Slack incoming webhook and Web API, PagerDuty Events v2, a JSON webhook,
+e-mail with a plain-text and an HTML part, the file outbox) and the one retry policy (exponential backoff that
+honours 429 Retry-After) and redaction they all go through. What each channel sends is built in its own module
+(module_utils/slack.py, module_utils/pagerduty.py); module_utils/notifier.py runs a notification over them.
 
 Every send returns a :class:`Delivery` (status, attempts, detail) instead of raising, so that a
 failed notification never stops containment. Secrets (webhook URLs, tokens, routing keys,
@@ -27,10 +29,11 @@ import urllib.parse
 from ansible.module_utils.urls import open_url
 
 
-PAGERDUTY_SEVERITY = {'critical': 'critical', 'high': 'error', 'medium': 'warning', 'low': 'info'}
-PAGERDUTY_ACTION = {'initial': 'trigger', 'status_update': 'trigger', 'escalation': 'trigger', 'acknowledged': 'acknowledge',
-                    'resolution': 'resolve'}
 REDACTED = '********'
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 class Delivery:  # pylint: disable=too-few-public-methods
@@ -84,6 +87,21 @@ def http_post(url, payload, headers, timeout):
         raise OSError('invalid URL: %s' % exc) from None
 
 
+def http_get(url, headers, timeout):
+    """GET; returns HttpResult for any HTTP status; raises OSError for no answer."""
+    try:
+        response = open_url(url, method='GET', timeout=timeout, follow_redirects='none', headers=dict(headers or {}))
+        with response:
+            return HttpResult(response.status, response.read(1048576), dict(response.headers))
+    except urllib.error.HTTPError as exc:
+        body = exc.read(65536) if exc.fp else b''
+        return HttpResult(exc.code, body, dict(exc.headers or {}))
+    except urllib.error.URLError as exc:
+        raise OSError(str(exc.reason)) from None
+    except (ValueError, TypeError) as exc:
+        raise OSError('invalid URL: %s' % exc) from None
+
+
 def retry_after(headers, default, ceiling):
     """Seconds to wait from a Retry-After header (seconds or HTTP date), capped at ``ceiling``."""
     value = None
@@ -106,7 +124,8 @@ def retry_after(headers, default, ceiling):
 class Sender:
     """Retry policy and transport shared by the channels."""
 
-    def __init__(self, retries=4, backoff=1.0, max_backoff=30.0, timeout=10.0, redactor=None, sleep=time.sleep, post=http_post):
+    def __init__(self, retries=4, backoff=1.0, max_backoff=30.0, timeout=10.0, redactor=None, sleep=time.sleep, post=http_post,
+                 get=http_get):
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -114,9 +133,17 @@ class Sender:
         self.redact = redactor or Redactor([])
         self.sleep = sleep
         self.post = post
+        self.get = get
 
     def post_json(self, channel, url, payload, headers=None, accept=None):
         """POST with retries on 429 (Retry-After), 5xx and no answer; ``accept(result)`` -> (ok, detail, retry)."""
+        return self._request(channel, lambda: self.post(url, payload, headers, self.timeout), accept)
+
+    def get_json(self, channel, url, headers=None, accept=None):
+        """GET with the same retries as :meth:`post_json`."""
+        return self._request(channel, lambda: self.get(url, headers, self.timeout), accept)
+
+    def _request(self, channel, call, accept):
         attempts = 0
         detail = {}
         while True:
@@ -124,7 +151,7 @@ class Sender:
             wait = min(self.backoff * (2 ** (attempts - 1)), self.max_backoff)
             retry = False
             try:
-                result = self.post(url, payload, headers, self.timeout)
+                result = call()
             except (OSError, socket.timeout) as exc:
                 detail = {'error': self.redact('no answer: %s' % exc)}
                 retry = True
@@ -186,15 +213,23 @@ def webhook(sender, url, payload, headers=None):
     return sender.post_json('webhook', url, payload, headers=headers)
 
 
-def send_email(settings, subject, body, redact, retries=2, sleep=time.sleep):
-    """Plain-text mail over SMTP (STARTTLS or SSL when asked); retried on connection errors."""
+def build_email(settings, subject, body, html=None):
+    """The message: plain text, and with ``html`` a multipart/alternative with the HTML part last (preferred)."""
     message = email.message.EmailMessage()
-    message['Subject'] = subject
+    message['Subject'] = ' '.join(str(subject).split())
     message['From'] = settings['sender']
     message['To'] = ', '.join(settings['to'])
     message['Date'] = email.utils.formatdate(localtime=False)
     message['Message-ID'] = email.utils.make_msgid(domain='incident-response')
     message.set_content(body)
+    if html:
+        message.add_alternative(html, subtype='html')
+    return message
+
+
+def send_email(settings, subject, body, redact, retries=2, sleep=time.sleep, html=None):
+    """Mail over SMTP (STARTTLS or SSL when asked); retried on connection errors."""
+    message = build_email(settings, subject, body, html)
     attempts = 0
     while True:
         attempts += 1

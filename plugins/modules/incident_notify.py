@@ -11,18 +11,32 @@ module: incident_notify
 short_description: Tell people about an incident on Slack, PagerDuty, a webhook, e-mail or the file outbox
 version_added: 0.1.0
 description:
-  - Renders a notification template (V(initial), V(status_update), V(escalation), V(resolution), or one of your own) for an
-    incident on the controller, sends it to the configured channels, and records every send (channel, template,
-    status, attempts, time) in the incident's record.
+  - Renders a notification template (V(initial), V(status_update), V(escalation), V(resolution), V(acknowledged),
+    V(approval), or one of your own) for an incident on the controller, sends it to the configured channels, and
+    records every send (channel, template, status, attempts, time) in the incident's record.
   - "Slack: an incoming webhook, or the Web API C(chat.postMessage) with one thread per incident (the first
     message's C(ts) is kept in the record as C(x_slack_thread) and later messages go to the thread). The channel
     comes from the incident's category in the catalog (C(#security-incidents), C(#ops-incidents), C(#incidents))
-    and the mention from its severity (C(@channel) for critical, C(@oncall) for high). Block Kit with a plain-text
-    fallback."
+    and the mention from its severity (C(@channel) for critical, C(@oncall) for high)."
+  - "Slack messages are Block Kit: a header, the summary with the mention, the severity, status and other facts
+    as fields, what the template reports (alerts, actions, progress, root cause, follow-ups), what needs a person
+    (failed actions, actions a person must do, health not verified, evidence with gaps), buttons, and a fallback
+    C(text) written for push notifications. Buttons: C(Acknowledge) (C(action_id) C(incident_acknowledge)) while
+    the incident is not acknowledged, C(Resolve) (C(incident_resolve), with a confirmation) while it is open and
+    not a drill, both with the incident ID as C(value), for an inbound receiver; link buttons to the report
+    (O(links.report_url)), the runbook (the alert's C(runbook_url) annotation), the alert source (its
+    C(generatorURL)) and Grafana (O(links.grafana_url)). The V(approval) template (an action waits for a person;
+    C(approval) and C(description) in O(context)) carries C(Approve) and C(Reject) buttons (C(incident_approve),
+    C(incident_reject)) whose value is C(INC-YYYYMMDD-NNNN:<phase>:<action>). Every part is kept within Slack's limits."
   - "PagerDuty Events API v2: V(initial), V(status_update) and V(escalation) trigger, V(resolution) resolves (V(acknowledged)
-    acknowledges), with C(dedup_key) = the incident ID, a routing key per severity, severity mapped to
-    critical/error/warning/info, custom details and links."
-  - A generic JSON webhook, and plain-text e-mail over SMTP.
+    acknowledges), with C(dedup_key) = the incident ID, a routing key per severity (a severity without one is not
+    paged: the send is recorded as C(skipped)), severity mapped to critical/error/warning/info, C(custom_details)
+    (facts, alerts, actions, what needs a person, evidence) and C(links) (report, runbook, alert source, Grafana,
+    then O(pagerduty.links)); C(client_url) is the report's URL. The V(approval) template is a note on the PagerDuty
+    incident instead (REST API, O(pagerduty.api_token)), found by its C(incident_key) and kept in the record as
+    C(x_pagerduty_incident)."
+  - A generic JSON webhook (with the links), and e-mail over SMTP as multipart/alternative, the plain text and an
+    HTML part drawn from the same blocks as the Slack message.
   - The file outbox (JSON lines in C(<store>/outbox/notifications.jsonl)) is used when no other channel is
     configured, so that every message can be seen without any service.
   - Retries with exponential backoff; a 429 answer's Retry-After is honoured. A failed send is recorded as failed
@@ -60,12 +74,31 @@ options:
     type: path
   context:
     description:
-      - Extra template variables, for example C(progress), C(next_steps), C(eta), C(next_update).
+      - Extra template variables, for example C(progress), C(next_steps), C(eta), C(next_update); the V(approval) template
+        reads C(approval) (the approval as incident_approval returns it) and C(description).
     type: dict
     default: {}
   outbox:
     description: Write to the file outbox. Defaults to true when no other channel is configured.
     type: bool
+  links:
+    description:
+      - "Links every message carries besides those from the alert (its C(runbook_url) annotation and C(generatorURL)):
+        Slack link buttons, PagerDuty C(links), lines of the text and e-mail, the webhook's C(links)."
+      - Absolute http(s) URLs; an alert's URL that is not one (or holds spaces, quotes or angle brackets) is left out.
+    type: dict
+    suboptions:
+      report_url:
+        description:
+          - URL of the incident's report where people read it (for example the report directory served over HTTPS);
+            C({id}) is replaced by the incident ID. Without it, the messages name the report's file once it is written.
+        type: str
+      grafana_url:
+        description:
+          - URL of a Grafana dashboard; the incident's time range is added as C(from) and C(to) (epoch milliseconds,
+            15 minutes before the first alert to 15 minutes after the resolution, or C(now)), other query parameters
+            (C(orgId), C(var-...)) are kept.
+        type: str
   slack:
     description: Slack settings; give O(slack.webhook_url), or O(slack.token) for the Web API (threads).
     type: dict
@@ -85,6 +118,12 @@ options:
         type: str
       thread:
         description: Post updates into the incident's thread (Web API only).
+        type: bool
+        default: true
+      buttons:
+        description:
+          - Include the C(Acknowledge) and C(Resolve) buttons. Turn off when no receiver handles Slack interactivity
+            for the app (link buttons stay).
         type: bool
         default: true
   pagerduty:
@@ -110,6 +149,19 @@ options:
         type: list
         elements: dict
         default: []
+      api_token:
+        description:
+          - REST API v2 token, for the notes the C(approval) template adds to the PagerDuty incident (the one whose
+            C(incident_key) is the incident ID). Without it the approval request is not sent to PagerDuty (recorded as
+            C(skipped) with the reason).
+        type: str
+      api_url:
+        description: PagerDuty REST API base URL.
+        type: str
+        default: https://api.pagerduty.com
+      from_email:
+        description: E-mail address of the PagerDuty user a note is written as (the C(From) header); required with O(pagerduty.api_token).
+        type: str
   webhook:
     description: A generic JSON webhook that receives the incident summary and the rendered text.
     type: dict
@@ -207,6 +259,16 @@ EXAMPLES = r'''
         critical: "{{ vault_pd_key_critical }}"
         high: "{{ vault_pd_key_high }}"
 
+- name: Initial notification with links to the report and to Grafana over the incident's time range
+  slurm_exporter.incident_response.incident_notify:
+    id: "{{ incident.id }}"
+    links:
+      report_url: https://incidents.example.org/reports/{id}/report.html
+      grafana_url: https://grafana.example.org/d/slurm-exporter/slurm-exporter?orgId=1
+    slack:
+      webhook_url: "{{ vault_slack_webhook_url }}"
+      buttons: false          # no receiver for Slack interactivity yet
+
 - name: Resolution by e-mail, with my own templates
   slurm_exporter.incident_response.incident_notify:
     id: "{{ incident.id }}"
@@ -225,7 +287,9 @@ planned:
   type: bool
   sample: true
 deliveries:
-  description: One entry per channel with C(channel), C(status) (sent, failed), C(attempts) and C(detail) (HTTP status, redacted error, Slack ts).
+  description:
+    - One entry per channel with C(channel), C(status) (sent, failed, skipped), C(attempts) and C(detail) (HTTP status,
+      redacted error, Slack ts, the reason of a skip).
   returned: always
   type: list
   elements: dict
@@ -235,7 +299,9 @@ failed_channels:
   type: list
   elements: str
 messages:
-  description: The rendered messages (what was, or in check mode would be, sent).
+  description:
+    - The rendered messages (what was, or in check mode would be, sent) - C(text), C(email) (C(subject), C(body),
+      C(html)), C(slack) (C(text) and C(blocks)), C(pagerduty) (the event payload) and C(links) (C(kind), C(text), C(url)).
   returned: always
   type: dict
 recorded:
@@ -244,10 +310,9 @@ recorded:
   type: bool
 '''
 
-import datetime  # noqa: E402  pylint: disable=wrong-import-position
-
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import notify  # noqa: E402
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.module import IncidentResponseModule  # noqa: E402
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.notifier import Notifier, NotifySettings  # noqa: E402
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import record as rec  # noqa: E402
 
 ARGUMENT_SPEC = {
@@ -256,12 +321,17 @@ ARGUMENT_SPEC = {
     'template_dir': {'type': 'path'},
     'context': {'type': 'dict', 'default': {}},
     'outbox': {'type': 'bool'},
+    'links': {'type': 'dict', 'options': {
+        'report_url': {'type': 'str'},
+        'grafana_url': {'type': 'str'},
+    }},
     'slack': {'type': 'dict', 'options': {
         'webhook_url': {'type': 'str', 'no_log': True},
         'token': {'type': 'str', 'no_log': True},
         'api_url': {'type': 'str', 'default': 'https://slack.com/api'},
         'channel': {'type': 'str'},
         'thread': {'type': 'bool', 'default': True},
+        'buttons': {'type': 'bool', 'default': True},
     }},
     'pagerduty': {'type': 'dict', 'options': {
         'routing_key': {'type': 'str', 'no_log': True},
@@ -269,6 +339,9 @@ ARGUMENT_SPEC = {
         'url': {'type': 'str', 'default': 'https://events.pagerduty.com/v2/enqueue'},
         'event_action': {'type': 'str', 'choices': ['trigger', 'acknowledge', 'resolve']},
         'links': {'type': 'list', 'elements': 'dict', 'default': []},
+        'api_token': {'type': 'str', 'no_log': True},
+        'api_url': {'type': 'str', 'default': 'https://api.pagerduty.com'},
+        'from_email': {'type': 'str'},
     }},
     'webhook': {'type': 'dict', 'options': {
         'url': {'type': 'str', 'required': True, 'no_log': True},
@@ -293,24 +366,7 @@ ARGUMENT_SPEC = {
 }
 
 
-def secrets_of(params):
-    found = []
-    for section, keys in (('slack', ('webhook_url', 'token')), ('pagerduty', ('routing_key',)), ('webhook', ('url',)),
-                          ('email', ('password',))):
-        for key in keys:
-            found.append((params.get(section) or {}).get(key))
-    found.extend(((params.get('pagerduty') or {}).get('routing_keys') or {}).values())
-    found.extend(((params.get('webhook') or {}).get('headers') or {}).values())
-    return found
-
-
-def summary_of(record):
-    keys = ('id', 'type', 'category', 'severity', 'priority', 'status', 'drill', 'title', 'created_at', 'acknowledged_at',
-            'resolved_at', 'response_due_at', 'escalation_level')
-    return {key: record[key] for key in keys}
-
-
-def run(module):  # pylint: disable=too-many-locals,too-many-branches
+def run(module):
     params = module.params
     if not params['messages'] or not isinstance(params['messages'].get('text'), str):
         module.fail_json(msg='messages: missing the rendered text; run the module through its action plugin '
@@ -318,82 +374,27 @@ def run(module):  # pylint: disable=too-many-locals,too-many-branches
     for key in ('retries', 'retry_delay', 'max_retry_delay', 'timeout'):
         if params[key] < 0 or (key == 'timeout' and params[key] == 0):
             module.fail_json(msg='%s: must be greater than zero' % key if key == 'timeout' else '%s: cannot be negative' % key)
+    settings = NotifySettings.from_params(params).validate()
     incident_id = rec.validate_id(params['id'])
     store = module.incident_store()
     record = store.read(incident_id)
     profile = module.incident_catalog.profile(record['type'], record['severity'])
     messages = params['messages']
-    redact = notify.Redactor(secrets_of(params))
-    sender = notify.Sender(params['retries'], params['retry_delay'], params['max_retry_delay'], params['timeout'], redact)
-    template = params['template']
-    configured = [name for name in ('slack', 'pagerduty', 'webhook', 'email') if params[name]]
-    use_outbox = params['outbox'] if params['outbox'] is not None else not configured
-    plan = configured + (['outbox'] if use_outbox else [])
+    sender = notify.Sender(retries=params['retries'], backoff=params['retry_delay'], max_backoff=params['max_retry_delay'],
+                           timeout=params['timeout'], redactor=notify.Redactor(settings.secrets()))
+    notifier = Notifier(settings, sender, store.root, email_retries=min(params['retries'], 2))
     if module.check_mode:
-        return {'changed': False, 'deliveries': [{'channel': name, 'status': 'skipped', 'attempts': 0, 'detail': {'check_mode': True}}
-                                                 for name in plan], 'failed_channels': [], 'messages': messages, 'recorded': False}
-    deliveries = []
-    extensions = {}
-    if params['slack']:
-        slack = params['slack']
-        payload = dict(messages.get('slack') or {'text': messages['text']})
-        if slack.get('token'):
-            channel = slack.get('channel') or profile['channel']
-            payload['channel'] = channel
-            thread = record.get('x_slack_thread') or {}
-            if slack['thread'] and thread.get('channel') == channel and thread.get('ts'):
-                payload['thread_ts'] = thread['ts']
-                if template == 'resolution':
-                    payload['reply_broadcast'] = True
-            delivery = notify.slack_api(sender, slack['api_url'], slack['token'], payload)
-            if delivery.status == 'sent' and not payload.get('thread_ts') and delivery.detail.get('ts'):
-                extensions['x_slack_thread'] = {'channel': channel, 'ts': delivery.detail['ts']}
-        elif slack.get('webhook_url'):
-            delivery = notify.slack_webhook(sender, slack['webhook_url'], payload)
-        else:
-            module.fail_json(msg='slack: give webhook_url or token')
-        deliveries.append(delivery)
-    if params['pagerduty']:
-        pd = params['pagerduty']
-        key = (pd.get('routing_keys') or {}).get(record['severity']) or pd.get('routing_key')
-        if not key:
-            module.fail_json(msg='pagerduty: no routing key for severity %s (give routing_key or routing_keys.%s)'
-                             % (record['severity'], record['severity']))
-        body = dict(messages.get('pagerduty') or {'summary': messages['text'].splitlines()[0][:1024]})
-        action = pd.get('event_action') or notify.PAGERDUTY_ACTION.get(template, 'trigger')
-        event = {'routing_key': key, 'event_action': action, 'dedup_key': record['id'], 'client': 'slurm_exporter.incident_response'}
-        if action == 'trigger':
-            body.setdefault('source', 'slurm-exporter-incident-response')
-            body['severity'] = notify.PAGERDUTY_SEVERITY.get(record['severity'], 'error')
-            body['timestamp'] = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
-            event['payload'] = body
-            if pd['links']:
-                event['links'] = [{'href': link.get('href'), 'text': link.get('text', link.get('href'))} for link in pd['links']]
-        deliveries.append(notify.pagerduty(sender, pd['url'], event))
-    if params['webhook']:
-        payload = {'event': template, 'incident': summary_of(record), 'text': messages['text'],
-                   'sent_at': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}
-        deliveries.append(notify.webhook(sender, params['webhook']['url'], payload, params['webhook']['headers']))
-    if params['email']:
-        mail = messages.get('email') or {'subject': messages['text'].splitlines()[0], 'body': messages['text']}
-        deliveries.append(notify.send_email(params['email'], mail['subject'], mail['body'], redact, retries=min(params['retries'], 2)))
-    if use_outbox:
-        entry = {'time': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'), 'incident': record['id'],
-                 'template': template, 'drill': record['drill'], 'text': messages['text'],
-                 'email': messages.get('email'), 'slack': messages.get('slack'), 'pagerduty': messages.get('pagerduty'),
-                 'sent_to': [delivery.as_dict() for delivery in deliveries]}
-        deliveries.append(notify.outbox_append(store.root, entry))
-    service = module.incident_service(store)
-    edits = {'notifications': [{'channel': delivery.channel, 'template': template, 'status': delivery.status,
-                                'attempts': delivery.attempts, 'details': delivery.detail} for delivery in deliveries]}
-    if extensions:
-        edits['extensions'] = extensions
-    service.update(record['id'], edits)
-    failed = [delivery.channel for delivery in deliveries if delivery.status != 'sent']
-    result = {'changed': True, 'deliveries': [delivery.as_dict() for delivery in deliveries], 'failed_channels': failed,
+        return {'changed': False, 'deliveries': [delivery.as_dict() for delivery in notifier.planned()], 'failed_channels': [],
+                'messages': messages, 'recorded': False}
+    outcome = notifier.send(record, profile, params['template'], messages)
+    edits = {'notifications': outcome.notifications(params['template'])}
+    if outcome.extensions:
+        edits['extensions'] = outcome.extensions
+    module.incident_service(store).update(record['id'], edits)
+    result = {'changed': True, 'deliveries': [delivery.as_dict() for delivery in outcome.deliveries], 'failed_channels': outcome.failed,
               'messages': messages, 'recorded': True}
-    if failed and params['fail_on_error']:
-        module.fail_json(msg='notification failed on: %s' % ', '.join(failed), **result)
+    if outcome.failed and params['fail_on_error']:
+        module.fail_json(msg='notification failed on: %s' % ', '.join(outcome.failed), **result)
     return result
 
 

@@ -11,14 +11,19 @@ module: incident_report
 short_description: Write the post-incident report, or the monthly trends report
 version_added: 0.1.0
 description:
-  - "O(kind=incident): the post-incident report of one incident, filled from its record: executive summary,
-    timeline (with a timeline figure in the HTML page), root cause analysis, contributing factors, response
-    evaluation (time to acknowledge, mitigate and resolve, computed; the response SLA of the severity met or
-    missed; actions; evidence bundles with their manifest digests; notifications), action items, lessons learned,
-    and the review meeting due within 48 hours of resolution. Written as Markdown and as a self-contained HTML page
-    to C(<store>/reports/<id>/) and registered in the record."
-  - "O(kind=trends): incidents per type and severity, MTTA and MTTR per month and response SLA compliance for the
-    monthly review, with drills counted apart from real incidents. Written to C(<store>/reports/)."
+  - "O(kind=incident): the post-incident report of one incident, filled from its record: the facts (opened,
+    acknowledged and by whom, mitigated, resolved, escalation level), links (report, runbook, alert source, Grafana),
+    what needs a person (failed actions, actions a person must do, health not verified, evidence with gaps),
+    executive summary, timeline, root cause analysis, contributing factors, response evaluation (time to acknowledge,
+    mitigate and resolve, computed; the response SLA of the severity met or missed; actions with their results and
+    compensations; evidence bundles with their manifest digests and gaps; notifications), action items, lessons
+    learned, and the review meeting due within 48 hours of resolution. Written as Markdown and as a self-contained
+    HTML page to C(<store>/reports/<id>/) and registered in the record."
+  - "The HTML page has a timeline figure whose layout is computed so that no label overlaps a marker or another
+    label (long labels wrap; entries of the same second stack), with the response SLA as a marker of its own."
+  - "O(kind=trends): incidents per type and severity, MTTA and MTTR per month and per type, response SLA attainment,
+    drills apart with their scores, and the follow-ups still open across incidents, for the monthly review. Written
+    to C(<store>/reports/) as Markdown and as an HTML page with charts (inline SVG, no external asset)."
   - Templates are rendered on the controller by the action plugin, with the record as data (nothing in it is
     evaluated); your own templates (C(incident.md.j2), C(incident.html.j2), C(trends.md.j2)) in O(template_dir) win.
 author:
@@ -60,6 +65,18 @@ options:
   output_dir:
     description: Where to write instead of C(<store>/reports).
     type: path
+  links:
+    description:
+      - Links shown at the top of the incident report besides the alert's runbook (C(runbook_url) annotation) and
+        source (C(generatorURL)); the same option as incident_notify's O(slurm_exporter.incident_response.incident_notify#module:links).
+    type: dict
+    suboptions:
+      report_url:
+        description: URL where people read the report; C({id}) is replaced by the incident ID.
+        type: str
+      grafana_url:
+        description: URL of a Grafana dashboard; the incident's time range is added as C(from) and C(to).
+        type: str
   rendered:
     description: The rendered report; the action plugin fills it.
     type: dict
@@ -82,7 +99,13 @@ EXAMPLES = r'''
         - Capture evidence before scaling down
   register: report
 
-- name: Trends for the monthly review
+- name: Post-incident report with a link to the exporter's Grafana dashboard over the incident
+  slurm_exporter.incident_response.incident_report:
+    id: "{{ incident.id }}"
+    links:
+      grafana_url: https://grafana.example.org/d/slurm-exporter/slurm-exporter?orgId=1
+
+- name: Trends for the monthly review (trends-20260101-20260131.md and .html)
   slurm_exporter.incident_response.incident_report:
     kind: trends
     since: "2026-01-01T00:00:00Z"
@@ -100,15 +123,15 @@ markdown:
   returned: success, not in check mode
   type: str
 html:
-  description: Path of the HTML report.
-  returned: O(kind=incident), not in check mode
+  description: Path of the HTML report (or trends page).
+  returned: success, not in check mode
   type: str
 metrics:
   description: Times to acknowledge, mitigate and resolve (seconds and text), the SLA verdict, the review due date.
   returned: O(kind=incident)
   type: dict
 figures:
-  description: The trends per month.
+  description: The trends - per month (C(months)), per type (C(by_type)), drills (C(drill_runs)) and the open follow-ups (C(follow_ups)).
   returned: O(kind=trends)
   type: dict
 content:
@@ -138,6 +161,10 @@ ARGUMENT_SPEC = {
     'template_dir': {'type': 'path'},
     'output_dir': {'type': 'path'},
     'rendered': {'type': 'dict'},
+    'links': {'type': 'dict', 'options': {
+        'report_url': {'type': 'str'},
+        'grafana_url': {'type': 'str'},
+    }},
     'actor': {'type': 'str', 'default': 'ansible'},
 }
 
@@ -164,6 +191,8 @@ def run(module):
             return result
         label = '-'.join(re.sub(r'[^0-9]', '', value)[:8] for value in (params['since'], params['until']) if value) or 'all'
         result['markdown'], _digest = write(base, 'trends-%s.md' % label, rendered['markdown'])
+        if isinstance(rendered.get('html'), str):
+            result['html'], _digest = write(base, 'trends-%s.html' % label, rendered['html'])
         result['changed'] = True
         return result
     incident_id = rec.validate_id(params['id'])

@@ -2,15 +2,22 @@
 # Copyright: contributors to slurm_exporter.incident_response
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Figures for the post-incident report and the monthly trends report (pure functions over records)."""
+"""Figures for the post-incident report and the trends report (pure functions over records), and their rendering
+(Markdown and a self-contained HTML page each; charts are inline SVG, no external asset)."""
 
 from __future__ import annotations
 
 import collections
 import datetime
 
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import drill as drill_scoring
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import IncidentResponseError
+from ansible_collections.slurm_exporter.incident_response.plugins.plugin_utils import figures
 from ansible_collections.slurm_exporter.incident_response.plugins.plugin_utils.render import (
     REVIEW_WITHIN, environment, human_duration, incident_context, parse_ts, render)
+
+OPEN_FOLLOW_UP = ('open', 'in_progress')
+CHART_WIDTH = 960
 
 PHASE_COLOURS = {
     'detection': '#d62728', 'triage': '#ff7f0e', 'containment': '#9467bd', 'investigation': '#1f77b4',
@@ -47,36 +54,71 @@ def incident_metrics(record, profile):
     }
 
 
-def timeline_figure(record, width=900, row=22):
-    """Coordinates of an SVG timeline: one marker per entry along a time axis from creation to the last entry."""
-    entries = record['timeline']
+def timeline_figure(record, metrics=None, width=960):
+    """The SVG timeline: each entry's marker on its time, its label beside it (layout computed so that no label
+    overlaps a marker or another label), and the response SLA as a marker of its own."""
     start = parse_ts(record['created_at'])
-    end = max([parse_ts(entry['time']) for entry in entries] + [parse_ts(record.get('resolved_at')) or start, start])
-    span = max((end - start).total_seconds(), 1.0)
-    left, right = 60, width - 20
-    points = []
-    for index, entry in enumerate(entries):
-        offset = (parse_ts(entry['time']) - start).total_seconds()
-        points.append({'x': round(left + (right - left) * offset / span, 1), 'y': 40 + index * row, 'phase': entry['phase'],
-                       'colour': PHASE_COLOURS.get(entry['phase'], '#333333'), 'label': '%s %s' % (entry['time'][11:19], entry['message'][:90]),
-                       'offset': human_duration(offset)})
-    ticks = [{'x': round(left + (right - left) * fraction, 1), 'label': human_duration(span * fraction)} for fraction in (0, 0.25, 0.5, 0.75, 1)]
-    return {'width': width, 'height': 60 + len(entries) * row, 'left': left, 'right': right, 'points': points, 'ticks': ticks,
-            'phases': sorted({entry['phase'] for entry in entries}), 'colours': PHASE_COLOURS}
+    items = []
+    for entry in record['timeline']:
+        offset = max((parse_ts(entry['time']) - start).total_seconds(), 0.0)
+        items.append({'offset': offset, 'text': '%s %s' % (entry['time'][11:19], entry['message']),
+                      'colour': PHASE_COLOURS.get(entry['phase'], '#333333'),
+                      'title': '%s +%s %s (%s): %s' % (entry['time'], human_duration(offset), entry['phase'], entry['actor'], entry['message'])})
+    sla_seconds = sla_text = None
+    if metrics and metrics.get('response_target_s'):
+        sla_seconds = float(metrics['response_target_s'])
+        verdict = {'met': 'met', 'missed': 'missed'}.get(metrics['sla'], metrics['sla'])
+        sla_text = 'SLA: acknowledge within %s (%s)' % (metrics['response_target'], verdict)
+    layout = figures.timeline_layout(items, sla_seconds, sla_text, width=width)
+    layout['phases'] = sorted({entry['phase'] for entry in record['timeline']})
+    layout['colours'] = PHASE_COLOURS
+    return layout
 
 
-def render_incident_report(record, profile, extra=None, user_dir=None, now=None):
+def render_incident_report(record, profile, extra=None, user_dir=None, now=None, links=None):
     env = environment('reports', user_dir)
-    context = incident_context(record, profile, extra, now)
+    context = incident_context(record, profile, extra, now, links)
     context['metrics'] = incident_metrics(record, profile)
-    context['figure'] = timeline_figure(record)
+    context['figure'] = timeline_figure(record, context['metrics'])
     return {'markdown': render(env, 'incident.md.j2', context), 'html': render(env, 'incident.html.j2', context),
             'metrics': context['metrics']}
 
 
-def trends(records, since=None, until=None):
-    """Per month: incidents by type and severity, MTTA/MTTR, SLA compliance; drills counted apart."""
+def _mean(values):
+    return sum(values) / len(values) if values else None
+
+
+def _drill_score(record, profile_for):
+    if profile_for is None:
+        return None
+    try:
+        return drill_scoring.score(record, profile_for(record))
+    except (IncidentResponseError, KeyError, TypeError, ValueError):
+        return None
+
+
+def open_follow_ups(records, now):
+    """Follow-ups still open or in progress across incidents, the overdue first, then by due date."""
+    today = now.strftime('%Y-%m-%d')
+    items = []
+    for record in records:
+        for item in record.get('follow_ups') or []:
+            if item.get('status') not in OPEN_FOLLOW_UP:
+                continue
+            due = item.get('due') or ''
+            items.append({'incident': record['id'], 'incident_title': record.get('title', ''), 'drill': record.get('drill', False),
+                          'title': item.get('title', ''), 'owner': item.get('owner') or '', 'due': due or None,
+                          'status': item['status'], 'overdue': bool(due) and due[:10] < today})
+    return sorted(items, key=lambda item: (not item['overdue'], item['due'] or '9999', item['incident'], item['title']))
+
+
+def trends(records, since=None, until=None, profile_for=None, now=None):
+    """Per month: incidents by type and severity, MTTA/MTTR, SLA compliance; per type: MTTA/MTTR and SLA; drills
+    counted apart (with their scores when ``profile_for(record)`` gives the catalog profile); the open follow-ups."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
     months = collections.OrderedDict()
+    types = {}
+    drills = []
     for record in sorted(records, key=lambda item: item['created_at']):
         month = record['created_at'][:7]
         bucket = months.setdefault(month, {'month': month, 'incidents': 0, 'drills': 0, 'by_type': collections.Counter(),
@@ -87,6 +129,9 @@ def trends(records, since=None, until=None):
             bucket['drills'] += 1
             if tta is not None:
                 bucket['drill_tta'].append(tta)
+            score = _drill_score(record, profile_for)
+            drills.append({'id': record['id'], 'type': record['type'], 'created_at': record['created_at'], 'month': month,
+                           'tta_s': tta, 'tta': human_duration(tta), 'score': score})
             continue
         bucket['incidents'] += 1
         bucket['by_type'][record['type']] += 1
@@ -96,11 +141,19 @@ def trends(records, since=None, until=None):
             bucket['tta'].append(tta)
         if ttr is not None:
             bucket['ttr'].append(ttr)
+        kind = types.setdefault(record['type'], {'type': record['type'], 'incidents': 0, 'tta': [], 'ttr': [], 'sla_met': 0, 'sla_total': 0})
+        kind['incidents'] += 1
+        if tta is not None:
+            kind['tta'].append(tta)
+        if ttr is not None:
+            kind['ttr'].append(ttr)
         due = record.get('response_due_at')
         if record.get('acknowledged_at') or record['status'] == 'resolved':
             bucket['sla_total'] += 1
+            kind['sla_total'] += 1
             if record.get('acknowledged_at') and due and record['acknowledged_at'] <= due:
                 bucket['sla_met'] += 1
+                kind['sla_met'] += 1
     rows = []
     for bucket in months.values():
         rows.append({
@@ -114,13 +167,49 @@ def trends(records, since=None, until=None):
             'sla_pct': round(100.0 * bucket['sla_met'] / bucket['sla_total'], 1) if bucket['sla_total'] else None,
             'drill_mtta': human_duration(sum(bucket['drill_tta']) / len(bucket['drill_tta'])) if bucket['drill_tta'] else 'n/a',
         })
-    return {'since': since, 'until': until, 'months': rows,
+    by_type = []
+    for kind in sorted(types.values(), key=lambda item: item['type']):
+        by_type.append({'type': kind['type'], 'incidents': kind['incidents'],
+                        'mtta_s': _mean(kind['tta']), 'mttr_s': _mean(kind['ttr']),
+                        'mtta': human_duration(_mean(kind['tta'])) if kind['tta'] else 'n/a',
+                        'mttr': human_duration(_mean(kind['ttr'])) if kind['ttr'] else 'n/a',
+                        'sla': '%d/%d' % (kind['sla_met'], kind['sla_total']),
+                        'sla_pct': round(100.0 * kind['sla_met'] / kind['sla_total'], 1) if kind['sla_total'] else None})
+    scored = [item['score'] for item in drills if item['score']]
+    return {'since': since, 'until': until, 'months': rows, 'by_type': by_type, 'drill_runs': drills,
+            'drills_passed': sum(1 for score in scored if score['passed']), 'drills_scored': len(scored),
+            'follow_ups': open_follow_ups(records, now),
             'total': sum(row['incidents'] for row in rows), 'drills': sum(row['drills'] for row in rows)}
 
 
-def render_trends(records, since=None, until=None, user_dir=None, now=None):
+def trends_charts(figures_):
+    """The charts of the trends page: MTTA/MTTR per month and per type, SLA attainment per month, drill scores."""
+    months = [row['month'] for row in figures_['months']]
+    charts = {
+        'per_month': figures.bar_chart(months, [
+            {'name': 'MTTA', 'colour': '#1f77b4', 'values': [row['mtta_s'] for row in figures_['months']]},
+            {'name': 'MTTR', 'colour': '#ff7f0e', 'values': [row['mttr_s'] for row in figures_['months']]}],
+            title='Mean time to acknowledge and to resolve, per month', width=CHART_WIDTH),
+        'per_type': figures.bar_chart([row['type'] for row in figures_['by_type']], [
+            {'name': 'MTTA', 'colour': '#1f77b4', 'values': [row['mtta_s'] for row in figures_['by_type']]},
+            {'name': 'MTTR', 'colour': '#ff7f0e', 'values': [row['mttr_s'] for row in figures_['by_type']]}],
+            title='Mean time to acknowledge and to resolve, per incident type', width=CHART_WIDTH),
+        'sla': figures.bar_chart(months, [
+            {'name': 'response SLA met', 'colour': '#2ca02c', 'values': [row['sla_pct'] for row in figures_['months']]}],
+            kind='percent', title='Response SLA attainment, per month', width=CHART_WIDTH),
+    }
+    runs = [item for item in figures_['drill_runs'] if item['score']][-24:]
+    charts['drills'] = figures.bar_chart([item['created_at'][:10] for item in runs], [
+        {'name': 'stages met', 'colour': '#17becf', 'values': [item['score']['met'] for item in runs]}],
+        kind='count', ceiling=max(item['score']['total'] for item in runs), width=CHART_WIDTH,
+        title='Drill scores: stages met (acknowledge, mitigate, resolve in time), per drill') if runs else None
+    return charts
+
+
+def render_trends(records, since=None, until=None, user_dir=None, now=None, profile_for=None):
+    """The trends report as Markdown and as an HTML page with charts; ``figures`` are the numbers behind both."""
     env = environment('reports', user_dir)
-    figures = trends(records, since, until)
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    return {'markdown': render(env, 'trends.md.j2', {'trends': figures, 'now': now.strftime('%Y-%m-%dT%H:%M:%SZ')}),
-            'figures': figures}
+    figures_ = trends(records, since, until, profile_for, now)
+    context = {'trends': figures_, 'now': now.strftime('%Y-%m-%dT%H:%M:%SZ'), 'charts': trends_charts(figures_)}
+    return {'markdown': render(env, 'trends.md.j2', context), 'html': render(env, 'trends.html.j2', context), 'figures': figures_}

@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import email
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -36,11 +38,17 @@ def services():
     fake.stop()
 
 
+RUNBOOK = 'https://runbooks.example.org/slurm-exporter/exporter-down'
+SOURCE = 'http://prometheus.example.org:9090/graph?g0.expr=up%7Bjob%3D%22slurm-exporter%22%7D+%3D%3D+0'
+LINKS = {'report_url': 'https://incidents.example.org/reports/{id}/report.html',
+         'grafana_url': 'https://grafana.example.org/d/slurm-exporter/overview?orgId=1'}
+
+
 def alert_file(tmp_path, alertname='SlurmExporterDown', fingerprint='aa11'):
     path = tmp_path / ('alert-%s.json' % fingerprint)
-    path.write_text(json.dumps({'alerts': [{'fingerprint': fingerprint, 'status': 'firing',
+    path.write_text(json.dumps({'alerts': [{'fingerprint': fingerprint, 'status': 'firing', 'generatorURL': SOURCE,
                                             'labels': {'alertname': alertname, 'injected': INJECTED},
-                                            'annotations': {'summary': 'exporter down', 'description': INJECTED}}]}))
+                                            'annotations': {'summary': 'exporter down', 'description': INJECTED, 'runbook_url': RUNBOOK}}]}))
     return str(path)
 
 
@@ -81,11 +89,11 @@ def test_every_channel_gets_the_expected_payload(tmp_path, store_dir, services):
             'email': {'host': '127.0.0.1', 'port': smtp.port, 'security': 'none', 'sender': 'ir@example.org', 'to': ['sre@example.org']},
         }
         tasks = [open_task(),
-                 {'name': 'initial', NOTIFY: dict({'id': '{{ incident.id }}'}, **channels)},
-                 {'name': 'update', NOTIFY: dict({'id': '{{ incident.id }}', 'template': 'status_update',
+                 {'name': 'initial', NOTIFY: dict({'id': '{{ incident.id }}', 'links': LINKS}, **channels)},
+                 {'name': 'update', NOTIFY: dict({'id': '{{ incident.id }}', 'template': 'status_update', 'links': LINKS,
                                                   'context': {'progress': 'restarted', 'eta': '10 minutes'}}, **channels)},
                  {'name': 'resolve', INCIDENT: {'state': 'resolve', 'id': '{{ incident.id }}', 'resolution': 'rolled back'}},
-                 {'name': 'resolution', NOTIFY: dict({'id': '{{ incident.id }}', 'template': 'resolution'}, **channels)}]
+                 {'name': 'resolution', NOTIFY: dict({'id': '{{ incident.id }}', 'template': 'resolution', 'links': LINKS}, **channels)}]
         run = run_playbook(play(tmp_path, store_dir, tasks), extra_vars={'alert_file': alert_file(tmp_path)})
         assert run.rc == 0, run
         incident_id = run.result('open')['id']
@@ -93,11 +101,29 @@ def test_every_channel_gets_the_expected_payload(tmp_path, store_dir, services):
             result = run.result(name)
             assert result['failed_channels'] == [], result['deliveries']
             assert sorted(d['channel'] for d in result['deliveries']) == ['email', 'pagerduty', 'slack', 'webhook']
+        report_url = 'https://incidents.example.org/reports/%s/report.html' % incident_id
         slack = [entry['body'] for entry in services.received('/api/chat.postMessage')]
         assert len(slack) == 3
         assert slack[0]['channel'] == '#ops-incidents' and 'thread_ts' not in slack[0]
-        assert slack[0]['text'].endswith('@channel') and slack[0]['blocks'][1]['text']['text'].startswith('<!channel> ')
-        assert '&lt;!channel&gt;' in slack[0]['blocks'][1]['text']['text'] and "{{ lookup('pipe', 'id') }}" in slack[0]['blocks'][1]['text']['text']
+        title = 'Complete service unavailability'
+        assert slack[0]['text'] == 'P1 CRITICAL %s: %s @channel' % (incident_id, title)
+        assert re.match(r'^Update on %s \(investigating, \d+s in\): %s$' % (incident_id, title), slack[1]['text']), slack[1]['text']
+        assert re.match(r'^Resolved %s after \d+s: %s$' % (incident_id, title), slack[2]['text']), slack[2]['text']
+        assert [block['type'] for block in slack[0]['blocks']] == ['header', 'section', 'section', 'section', 'context', 'section',
+                                                                   'actions', 'context']
+        assert slack[0]['blocks'][0]['text'] == {'type': 'plain_text', 'text': 'P1 incident: ' + title, 'emoji': True}
+        assert slack[0]['blocks'][1]['text']['text'].startswith('<!channel> *%s* ' % incident_id)
+        labels = slack[0]['blocks'][4]['elements'][0]['text']
+        assert '&lt;!channel&gt;' in labels and "{{ lookup('pipe', 'id') }}" in labels and '<b>' not in labels
+        assert '```' not in json.dumps(slack)
+        buttons = [(e['action_id'], e.get('value'), e.get('url')) for e in slack[0]['blocks'][6]['elements']]
+        assert buttons[:5] == [('incident_acknowledge', incident_id, None), ('incident_resolve', incident_id, None),
+                               ('incident_link_report', None, report_url), ('incident_link_runbook', None, RUNBOOK),
+                               ('incident_link_source', None, SOURCE)]
+        assert buttons[5][0] == 'incident_link_grafana' and buttons[5][2].startswith(LINKS['grafana_url'] + '&from=')
+        assert buttons[5][2].endswith('&to=now')
+        assert [e['action_id'] for e in slack[2]['blocks'][-2]['elements']] == [
+            'incident_link_report', 'incident_link_runbook', 'incident_link_source', 'incident_link_grafana']
         assert slack[1]['thread_ts'] == slack[2]['thread_ts'] == '1700000001.000100' and slack[2]['reply_broadcast'] is True
         record = read_record(store_dir, incident_id)
         assert record['x_slack_thread'] == {'channel': '#ops-incidents', 'ts': '1700000001.000100'}
@@ -105,14 +131,27 @@ def test_every_channel_gets_the_expected_payload(tmp_path, store_dir, services):
         assert [event['event_action'] for event in pd] == ['trigger', 'trigger', 'resolve']
         assert all(event['routing_key'] == ROUTING_CRITICAL and event['dedup_key'] == incident_id for event in pd)
         assert pd[0]['payload']['severity'] == 'critical' and pd[0]['payload']['source'] == 'slurm-exporter-incident-response'
-        assert pd[0]['payload']['custom_details']['alerts'][0]['injected'] == INJECTED
-        assert pd[0]['links'] == [{'href': 'https://reports.example.org/INC', 'text': 'report'}]
+        assert pd[0]['payload']['custom_details']['alerts'][0]['labels']['injected'] == INJECTED
+        assert pd[0]['payload']['custom_details']['severity'] == 'critical (P1)'
+        assert pd[0]['client_url'] == report_url
+        assert pd[0]['links'][:3] == [{'href': report_url, 'text': 'Report'}, {'href': RUNBOOK, 'text': 'Runbook'},
+                                      {'href': SOURCE, 'text': 'Alert source'}]
+        assert pd[0]['links'][3]['text'] == 'Grafana' and pd[0]['links'][4:] == [{'href': 'https://reports.example.org/INC', 'text': 'report'}]
+        assert pd[2] == {'routing_key': ROUTING_CRITICAL, 'event_action': 'resolve', 'dedup_key': incident_id,
+                         'client': 'slurm_exporter.incident_response'}
         hook = services.received('/hook')[0]['body']
         assert hook['event'] == 'initial' and hook['incident']['id'] == incident_id and INJECTED in hook['text']
+        assert [link['kind'] for link in hook['links']] == ['report', 'runbook', 'source', 'grafana']
         assert len(smtp.messages) == 3 and smtp.messages[0]['to'] == ['sre@example.org']
-        mail = smtp.messages[0]['data'].decode()
-        assert 'Subject: [P1] Initial: %s' % incident_id in mail
-        assert "lookup('pipe', 'id')" in mail
+        mail = email.message_from_bytes(smtp.messages[0]['data'])
+        assert mail['Subject'] == '[P1] Initial: %s %s' % (incident_id, title)
+        assert mail.get_content_type() == 'multipart/alternative'
+        text_part, html_part = mail.get_payload()
+        assert (text_part.get_content_type(), html_part.get_content_type()) == ('text/plain', 'text/html')
+        assert "lookup('pipe', 'id')" in text_part.get_payload(decode=True).decode()
+        html = html_part.get_payload(decode=True).decode()
+        assert 'P1 incident: %s</h1>' % title in html and 'href="%s"' % RUNBOOK in html and '&lt;b&gt;x&lt;/b&gt;' in html
+        assert '<b>x</b>' not in html
         assert not os.path.exists('/tmp/pwned')
         sends = [(n['channel'], n['template'], n['status']) for n in record['notifications']]
         assert ('pagerduty', 'resolution', 'sent') in sends and len(sends) == 12

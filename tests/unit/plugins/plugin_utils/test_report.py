@@ -11,7 +11,7 @@ import os
 
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.catalog import load_catalog
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.record import validate_record
-from ansible_collections.slurm_exporter.incident_response.plugins.plugin_utils import report, render
+from ansible_collections.slurm_exporter.incident_response.plugins.plugin_utils import report
 
 FIXTURE = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'fixtures', 'records', 'incident-INC-20260131-0007.json')
 NOW = datetime.datetime(2026, 2, 1, tzinfo=datetime.timezone.utc)
@@ -76,27 +76,3 @@ def test_trends_separate_drills():
     assert january['drill_mtta'] == '1m'
     assert (feb['incidents'], feb['sla'], feb['by_type'], feb['by_severity']) == (1, '0/1', {'service_outage': 1}, {'high': 1})
     assert figures['total'] == 2 and figures['drills'] == 1
-
-
-def test_notification_rendering_escapes_slack_and_keeps_data_literal():
-    record = fixture()
-    messages = render.render_notification('initial', record, profile(record), {'next_update': 'in 15 minutes'}, now=NOW)
-    assert INJECTED in messages['text']
-    assert INJECTED in messages['email']['body'] and messages['email']['subject'].startswith('[P1] Initial: INC-20260131-0007')
-    section = messages['slack']['blocks'][1]['text']['text']
-    assert section.startswith('<!channel> ```') and '&lt;!channel&gt;' in section and "{{ lookup('pipe', 'id') }}" in section
-    assert messages['slack']['text'].endswith('@channel')
-    assert messages['pagerduty']['custom_details']['alerts'][0]['note'] == INJECTED
-    assert 'Next update: in 15 minutes' in messages['text']
-    update = render.render_notification('status_update', record, profile(record), {'progress': 'isolated', 'eta': '1h'}, now=NOW)
-    assert 'Progress: isolated' in update['text'] and 'ETA: 1h' in update['text'] and 'Time since start: 14h' in update['text']
-    done = render.render_notification('resolution', record, profile(record), now=NOW)
-    assert 'Duration: 2h' in done['text'] and 'Post-incident review due: 2026-02-02T12:00:00Z' in done['text']
-    assert 'Stop logging request headers (owner: platform-team), due 2026-02-07 [open]' in done['text']
-
-
-def test_acknowledged_template_exists_for_every_format():
-    record = fixture()
-    messages = render.render_notification('acknowledged', record, profile(record), now=NOW)
-    assert messages['text'].startswith('ACKNOWLEDGED INC-20260131-0007') and 'alice' in messages['text']
-    assert messages['email']['subject'].startswith('[P1] Acknowledged:') and messages['slack']['blocks'] and messages['pagerduty']['summary']
