@@ -33,17 +33,17 @@ import time
 
 INDEX_DIR = '.index'
 INDEX_FILE = 'index.sqlite3'
-SCHEMA = 1
+SCHEMA = 2
 RECORD_RE = re.compile(r'^incident-(INC-(\d{8})-(\d{4,6}))\.json$')
 FIELDS = ('id', 'type', 'category', 'severity', 'priority', 'status', 'drill', 'title', 'created_at', 'updated_at',
-          'acknowledged_at', 'resolved_at', 'response_due_at', 'escalation_due_at', 'escalation_level', 'revision')
+          'acknowledged_at', 'resolved_at', 'response_due_at', 'escalation_due_at', 'escalation_level', 'revision', 'workload')
 # A directory mtime younger than this is not trusted (coarse file system clocks).
 SETTLE_NS = 1_000_000_000
 
 
 def summary_of(record):
     """The fields kept in the index and returned by list queries."""
-    result = {key: record[key] for key in FIELDS}
+    result = {key: record.get(key) for key in FIELDS}
     result['fingerprints'] = sorted({alert['fingerprint'] for alert in record['alerts']})
     return result
 

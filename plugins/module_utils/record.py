@@ -10,17 +10,16 @@ validates with :func:`validate_record` before every write.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import (
     RecordError, TransitionError, ValidationError)
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import alertmanager
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import timeutil
 
 SCHEMA_VERSION = 1
 ID_RE = re.compile(r'^INC-(\d{8})-(\d{4,6})$')
-FINGERPRINT_RE = re.compile(r'^[0-9a-fA-F]{1,64}$')
+FINGERPRINT_RE = alertmanager.FINGERPRINT_RE
 TS_RE = re.compile(r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$')
 
 STATUSES = ('investigating', 'identified', 'monitoring', 'resolved')
@@ -29,19 +28,24 @@ TRANSITIONS = {
     'investigating': ('identified', 'monitoring', 'resolved'),
     'identified': ('monitoring', 'resolved', 'investigating'),
     'monitoring': ('resolved', 'investigating'),
-    'resolved': (),
+    # A resolved incident is reopened (by a person, or when its alert fires again within the correlation cool-down).
+    'resolved': ('investigating',),
 }
 PHASES = ('detection', 'triage', 'containment', 'investigation', 'eradication', 'recovery',
           'communication', 'escalation', 'lessons_learned')
 TIMELINE_KINDS = ('opened', 'alert', 'status', 'action', 'evidence', 'notification', 'note', 'escalation',
                   'acknowledgement', 'root_cause', 'resolution', 'follow_up', 'update')
-ACTION_RESULTS = ('success', 'failed', 'skipped', 'pending')
+# success: done (or already as wanted); failed: tried and failed; skipped: not needed; pending: in progress;
+# suppressed: the flapping guard held it back (the same kind of change on the workload too recently);
+# blocked: a guardrail refused it (evidence not captured, minimum of available replicas, a cumulative bound);
+# needs_person: automation cannot do it honestly (e.g. no SLURM controller to rotate the JWT key): the details say how.
+ACTION_RESULTS = ('success', 'failed', 'skipped', 'pending', 'suppressed', 'blocked', 'needs_person')
 NOTIFICATION_STATUSES = ('sent', 'failed', 'skipped', 'pending', 'suppressed')
 FOLLOW_UP_STATUSES = ('open', 'in_progress', 'done', 'wont_do')
 ALERT_STATUSES = ('firing', 'resolved')
+# approvals (module_utils/approvals.py): pending until a person approves or rejects the action.
+APPROVAL_STATUSES = ('pending', 'approved', 'rejected')
 
-MAX_LABELS = 128
-MAX_LABEL_VALUE = 16384
 MAX_TEXT = 65536
 
 
@@ -53,9 +57,8 @@ def validate_id(value, field='id'):
 
 
 def validate_fingerprint(value, field='fingerprint'):
-    if not isinstance(value, str) or not FINGERPRINT_RE.match(value):
-        raise ValidationError("%s: %s is not an alert fingerprint; expected 1-64 hexadecimal characters" % (field, _short(value)))
-    return value.lower()
+    """An alert fingerprint (1-64 hexadecimal characters), lower-cased: the Alertmanager contract's rule."""
+    return alertmanager.validate_fingerprint(value, field)
 
 
 def _short(value, limit=80):
@@ -63,65 +66,34 @@ def _short(value, limit=80):
     return text if len(text) <= limit else text[:limit] + '...'
 
 
-def label_fingerprint(labels):
-    """A stable fingerprint for an alert that arrives without one: SHA-256 of its sorted labels, 16 hex chars."""
-    canonical = json.dumps(labels, sort_keys=True, separators=(',', ':'), ensure_ascii=True)
-    return hashlib.sha256(canonical.encode('utf-8')).hexdigest()[:16]
-
-
-def _string_map(value, field):
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValidationError("%s: expected a mapping of strings, got %s" % (field, type(value).__name__))
-    if len(value) > MAX_LABELS:
-        raise ValidationError("%s: %d entries is more than the %d accepted" % (field, len(value), MAX_LABELS))
-    result = {}
-    for key, item in value.items():
-        if not isinstance(key, str) or not key:
-            raise ValidationError("%s: keys must be non-empty strings, got %s" % (field, _short(key)))
-        if not isinstance(item, str):
-            raise ValidationError("%s.%s: expected a string value, got %s" % (field, key, type(item).__name__))
-        if len(item) > MAX_LABEL_VALUE:
-            raise ValidationError("%s.%s: value of %d characters is longer than %d" % (field, key, len(item), MAX_LABEL_VALUE))
-        result[key] = item
-    return result
+label_fingerprint = alertmanager.label_fingerprint
 
 
 def normalise_alert(alert, now, field='alerts[0]'):
-    """Validate one Alertmanager (webhook v4) alert and return the record's alert entry."""
-    if not isinstance(alert, dict):
-        raise ValidationError("%s: expected an Alertmanager alert (a mapping), got %s" % (field, type(alert).__name__))
-    labels = _string_map(alert.get('labels'), field + '.labels')
-    annotations = _string_map(alert.get('annotations'), field + '.annotations')
-    status = alert.get('status', 'firing')
-    if status not in ALERT_STATUSES:
-        raise ValidationError("%s.status: expected firing or resolved, got %s" % (field, _short(status)))
-    fingerprint = alert.get('fingerprint')
-    if fingerprint in (None, ''):
-        fingerprint = label_fingerprint(labels)
-    fingerprint = validate_fingerprint(fingerprint, field + '.fingerprint')
+    """Validate one Alertmanager (webhook v4) alert with the Alertmanager contract and return the record's alert entry."""
+    clean = alertmanager.normalise_alert(alert, field=field)
     entry = {
-        'fingerprint': fingerprint,
-        'status': status,
-        'labels': labels,
-        'annotations': annotations,
+        'fingerprint': clean['fingerprint'],
+        'status': clean['status'],
+        'labels': clean['labels'],
+        'annotations': clean['annotations'],
         'startsAt': None,
         'endsAt': None,
-        'generatorURL': None,
+        'generatorURL': clean['generatorURL'],
         'received_at': timeutil.format_ts(now),
     }
     for key in ('startsAt', 'endsAt'):
-        value = alert.get(key)
-        if value not in (None, ''):
-            parsed = timeutil.parse_ts(value, '%s.%s' % (field, key))
+        if clean[key] is not None:
+            parsed = timeutil.parse_ts(clean[key], '%s.%s' % (field, key))
+            # Alertmanager's zero time (0001-01-01T00:00:00Z) means "not set".
             entry[key] = None if parsed.year <= 1 else timeutil.format_ts(parsed)
-    url = alert.get('generatorURL')
-    if url not in (None, ''):
-        if not isinstance(url, str) or len(url) > 4096:
-            raise ValidationError("%s.generatorURL: expected a URL string" % field)
-        entry['generatorURL'] = url
     return entry
+
+
+def normalise_alerts(alerts, now, field='alerts'):
+    """A list of alerts (at most the contract's alerts per payload), each as the record's alert entry."""
+    clean = alertmanager.normalise_alerts(alerts, field=field)
+    return [normalise_alert(alert, now, '%s[%d]' % (field, index)) for index, alert in enumerate(clean)]
 
 
 def new_record(catalog, incident_id, type_name, now, severity=None, drill=False, title=None, summary=None,
@@ -185,7 +157,15 @@ def merge_alert(record, entry, now, actor):
     for existing in record['alerts']:
         if existing['fingerprint'] == entry['fingerprint']:
             changed = False
-            for key in ('status', 'endsAt', 'labels', 'annotations', 'generatorURL'):
+            keys = ('status', 'endsAt', 'labels', 'annotations', 'generatorURL')
+            if (entry['status'] == 'resolved' and entry.get('startsAt') and existing.get('startsAt')
+                    and entry['startsAt'] < existing['startsAt']):
+                # The late resolution of an earlier firing: the alert has fired again since, and is not resolved.
+                return False
+            if entry['status'] == 'firing' and entry.get('startsAt'):
+                # The alert fired again (a new startsAt): the entry describes its latest firing.
+                keys += ('startsAt',)
+            for key in keys:
                 if entry.get(key) is not None and existing.get(key) != entry[key]:
                     existing[key] = entry[key]
                     changed = True
@@ -370,7 +350,24 @@ _TOP = {
 
 
 # Fields added within schema version 1: optional, absent in records written before them.
-_OPTIONAL = {'reports': list}
+# workload: namespace/deployment the response acts on (correlation key); runs: response runs (module_utils/runs.py);
+# approvals: actions that wait for a person's decision (module_utils/approvals.py).
+_OPTIONAL = {'reports': list, 'workload': str, 'runs': list, 'approvals': list}
+RUN_OUTCOMES = ('running', 'completed', 'failed', 'lost')
+
+
+def _check_approval(item, path):
+    _expect(path, item, dict)
+    _expect(path + '.action', item.get('action'), str)
+    if item.get('phase') is not None:
+        _expect_choice(path + '.phase', item.get('phase'), PHASES)
+    _expect_choice(path + '.status', item.get('status'), APPROVAL_STATUSES)
+    for key in ('requested_at', 'expires_at', 'timed_out_at', 'decided_at'):
+        _expect_ts('%s.%s' % (path, key), item.get(key))
+    for key in ('requested_by', 'run', 'decided_by', 'reason', 'via'):
+        _expect('%s.%s' % (path, key), item.get(key), str, nullable=True)
+    if item['status'] != 'pending' and not (item.get('decided_at') and item.get('decided_by')):
+        _fail(path, 'a %s approval names who decided and when (decided_by, decided_at)' % item['status'])
 
 
 def validate_record(record):
@@ -382,6 +379,9 @@ def validate_record(record):
     extra = [key for key in record if key not in _TOP and key not in _OPTIONAL and not key.startswith('x_')]
     if extra:
         _fail('record', 'unknown field(s): %s (extensions must start with x_)' % ', '.join(sorted(extra)))
+    for key, kind in _OPTIONAL.items():
+        if key in record:
+            _expect(key, record[key], kind)
     if record['schema_version'] != SCHEMA_VERSION:
         _fail('schema_version', 'this collection reads schema version %d, the record has %r' % (SCHEMA_VERSION, record['schema_version']))
     for key, spec in _TOP.items():
@@ -433,6 +433,16 @@ def validate_record(record):
         _expect_choice(path + '.status', item.get('status'), NOTIFICATION_STATUSES)
         _expect(path + '.attempts', item.get('attempts'), int)
         _expect_ts(path + '.time', item.get('time'), nullable=False)
+    for index, run in enumerate(record.get('runs', [])):
+        path = 'runs[%d]' % index
+        _expect(path, run, dict)
+        _expect(path + '.id', run.get('id'), str)
+        _expect_choice(path + '.outcome', run.get('outcome'), RUN_OUTCOMES)
+        _expect_ts(path + '.started_at', run.get('started_at'), nullable=False)
+        _expect_ts(path + '.deadline_at', run.get('deadline_at'), nullable=False)
+        _expect_ts(path + '.ended_at', run.get('ended_at'))
+    for index, item in enumerate(record.get('approvals', [])):
+        _check_approval(item, 'approvals[%d]' % index)
     for index, item in enumerate(record.get('reports', [])):
         path = 'reports[%d]' % index
         _expect(path, item, dict)

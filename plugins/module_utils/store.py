@@ -16,6 +16,14 @@ Writers take an exclusive flock on .lock, so ID allocation and read-modify-write
 are serialised across processes. Files are written atomically: a temporary file
 in the same directory, fsync, rename, fsync of the directory. Readers take no
 lock: they always see a complete old or new file.
+
+This is the embedded default (``store_backend: file``). The kubernetes store (module_utils/kubestore.py, ``store_backend:
+kubernetes``) has the same interface, which the lifecycle service (module_utils/service.py) and the modules use:
+``read``, ``read_or_planned``, ``write`` (inside ``locked()``), ``related`` (the summaries an ``open`` decides on),
+``next_id``, ``find_open``, ``find_resolved``, ``list``, ``audit_entries``, ``records`` and ``import_record`` (the
+migration), ``path``/``ensure`` (the local directory of evidence, reports and outbox), and ``run(operation)``: every
+service operation runs through it; here it simply runs it (the flock serialises), the kubernetes store runs it again
+when a concurrent writer won the race.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import contextlib
 import datetime
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -103,8 +112,63 @@ def dump_json(document):
     return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + '\n').encode('utf-8')
 
 
+def _integral(value):
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 63:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    return value
+
+
+def canonical(record):
+    """The record as canonical JSON bytes (sorted keys, no spaces, integral numbers as integers: the Kubernetes API
+    stores 2.0 as 2), so that one record has one digest in every store."""
+    return json.dumps(_integral(record), sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode('utf-8')
+
+
+def record_digest(record):
+    """SHA-256 of the canonical record: the migration's proof that a copy is exact."""
+    return hashlib.sha256(canonical(record)).hexdigest()
+
+
+def ensure_directory(root):
+    """Create a store directory (0750) and its sub-directories; fail clearly when it cannot be used."""
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise StoreError("store %s exists but is not a directory" % root)
+    try:
+        os.makedirs(root, mode=0o750, exist_ok=True)
+        for sub in SUBDIRS:
+            os.makedirs(os.path.join(root, sub), mode=0o750, exist_ok=True)
+    except OSError as exc:
+        raise _oserror('create the store directory', root, exc) from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise StoreError("store directory %s is not writable by this user (uid %d)" % (root, os.getuid()))
+
+
+def find_open(entries, fingerprints):
+    """Ids of unresolved incidents among the summaries ``entries`` that hold any of ``fingerprints`` (newest first)."""
+    wanted = set(fingerprints)
+    found = [summary for summary in entries.values()
+             if summary['status'] != 'resolved' and wanted.intersection(summary.get('fingerprints', ()))]
+    found.sort(key=lambda summary: summary['created_at'], reverse=True)
+    return [summary['id'] for summary in found]
+
+
+def find_resolved(entries, fingerprints):
+    """Ids of resolved incidents among the summaries ``entries`` that hold any of ``fingerprints`` (newest first)."""
+    wanted = set(fingerprints)
+    found = [summary for summary in entries.values()
+             if summary['status'] == 'resolved' and wanted.intersection(summary.get('fingerprints', ()))]
+    found.sort(key=lambda summary: summary['created_at'], reverse=True)
+    return [summary['id'] for summary in found]
+
+
 class IncidentStore:
-    """Access to one store directory."""
+    """Access to one store directory (the file backend)."""
+
+    backend = 'file'
 
     def __init__(self, root=DEFAULT_STORE, lock_timeout=30.0, read_only=False):
         if not isinstance(root, str) or not root:
@@ -115,6 +179,7 @@ class IncidentStore:
         self._read_only = read_only
         self._locked = False
         self.index = RecordIndex(self.root, self._load, read_only)
+        self.location = self.root
 
     @property
     def read_only(self):
@@ -137,16 +202,16 @@ class IncidentStore:
 
     def ensure(self):
         """Create the store directory (0750) and its sub-directories; fail clearly when it cannot be used."""
-        if os.path.exists(self.root) and not os.path.isdir(self.root):
-            raise StoreError("store %s exists but is not a directory" % self.root)
-        try:
-            os.makedirs(self.root, mode=0o750, exist_ok=True)
-            for sub in SUBDIRS:
-                os.makedirs(os.path.join(self.root, sub), mode=0o750, exist_ok=True)
-        except OSError as exc:
-            raise _oserror('create the store directory', self.root, exc) from None
-        if not os.access(self.root, os.W_OK | os.X_OK):
-            raise StoreError("store directory %s is not writable by this user (uid %d)" % (self.root, os.getuid()))
+        ensure_directory(self.root)
+
+    def close(self):
+        """Nothing to release (the kubernetes store closes its API client)."""
+
+    # -- transactions ------------------------------------------------------------------
+    @staticmethod
+    def run(operation):
+        """Run one operation of the lifecycle service; the flock it takes (``locked``) makes it a transaction."""
+        return operation()
 
     # -- locking -------------------------------------------------------------------
     @contextlib.contextmanager
@@ -304,12 +369,60 @@ class IncidentStore:
             raise StoreError("incident %s was written, but the audit log %s could not be appended: %s"
                              % (record['id'], path, exc.strerror or exc)) from None
 
-    def audit_entries(self):
+    def audit_entries(self, incident_id=None):
+        """The audit trail (oldest first): every entry, or those of one incident."""
         path = self.path(AUDIT_NAME)
         if not os.path.exists(path):
             return []
         with open(path, 'r', encoding='utf-8') as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+            entries = [json.loads(line) for line in handle if line.strip()]
+        return [entry for entry in entries if incident_id is None or entry.get('id') == incident_id]
+
+    # -- migration -----------------------------------------------------------------------
+    def records(self):
+        """``(record, error)`` for every record file, in id order (``error`` names an unreadable one, record None)."""
+        if not os.path.isdir(self.root):
+            return
+        for name in sorted(os.listdir(self.root)):
+            match = RECORD_RE.match(name)
+            if not match:
+                continue
+            try:
+                yield self.read(match.group(1)), None
+            except (RecordError, NotFoundError) as exc:
+                yield None, exc.message
+
+    def import_record(self, record, audit=(), overwrite=False):
+        """Copy ``record`` in as it is (revision and times unchanged) with its ``audit`` entries (migration).
+
+        Returns ``created``, ``unchanged`` (the same record is here already: same digest) or ``replaced`` (with
+        ``overwrite``); a different record under the same id fails unless ``overwrite``. Takes the lock.
+        """
+        rec.validate_record(record)
+        path = self.record_path(record['id'])
+        with self.locked():
+            existing = self._load(path)
+            if existing is not None and record_digest(existing) == record_digest(record):
+                return 'unchanged'
+            if existing is not None and not overwrite:
+                raise StoreError("incident %s exists in store %s with other content (revision %s there, %s in the copy); "
+                                 "nothing was changed (overwrite replaces it)"
+                                 % (record['id'], self.root, existing['revision'], record['revision']))
+            self.refresh_index(persist=True)
+            self.index.begin_write(record['id'])
+            atomic_write(path, dump_json(record))
+            self.index.finish_write(record, path)
+            known = {(entry.get('time'), entry.get('operation'), entry.get('revision')) for entry in self.audit_entries(record['id'])}
+            lines = [json.dumps(entry, sort_keys=True) + '\n' for entry in audit
+                     if (entry.get('time'), entry.get('operation'), entry.get('revision')) not in known]
+            if lines:
+                fd = os.open(self.path(AUDIT_NAME), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+                try:
+                    os.write(fd, ''.join(lines).encode('utf-8'))
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        return 'created' if existing is None else 'replaced'
 
     # -- index -----------------------------------------------------------------------
     def refresh_index(self, persist=False, where=None, params=()):
@@ -369,25 +482,23 @@ class IncidentStore:
             raise StoreError("store %s: no incident ids left for %s" % (self.root, day))
         return '%s%04d' % (prefix, highest + 1)
 
+    def related(self, fingerprints=(), workload=None, now=None, cooldown=0):  # pylint: disable=unused-argument
+        """The summaries an ``open`` decides on (fingerprints, correlation, the next id): here every one, by id (the
+        index is local and cheap); reconciled and saved unless read-only. The kubernetes store selects by labels."""
+        entries, _invalid = self.refresh_index(persist=not self.read_only)
+        return entries
+
     def find_open(self, fingerprints, entries=None):
         """Ids of unresolved incidents that hold any of ``fingerprints`` (newest first)."""
         if entries is None:
             entries, _invalid = self.refresh_index()
-        wanted = set(fingerprints)
-        found = [summary for summary in entries.values()
-                 if summary['status'] != 'resolved' and wanted.intersection(summary.get('fingerprints', ()))]
-        found.sort(key=lambda summary: summary['created_at'], reverse=True)
-        return [summary['id'] for summary in found]
+        return find_open(entries, fingerprints)
 
     def find_resolved(self, fingerprints, entries=None):
         """Ids of resolved incidents that hold any of ``fingerprints`` (newest first)."""
         if entries is None:
             entries, _invalid = self.refresh_index()
-        wanted = set(fingerprints)
-        found = [summary for summary in entries.values()
-                 if summary['status'] == 'resolved' and wanted.intersection(summary.get('fingerprints', ()))]
-        found.sort(key=lambda summary: summary['created_at'], reverse=True)
-        return [summary['id'] for summary in found]
+        return find_resolved(entries, fingerprints)
 
     def list(self, predicate=None):
         """``(summaries, invalid)``: summaries (oldest first) for which ``predicate`` is true.

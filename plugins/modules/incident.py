@@ -16,13 +16,21 @@ description:
     on every write. Every change is appended to the store's audit log.
   - O(state=open) opens a new incident, or attaches the given alerts to the unresolved incident that already
     holds one of their fingerprints (Alertmanager re-sends and resolved notifications update the same incident).
+  - With O(workload), alerts with new fingerprints are correlated (O(correlation)) - while an incident of the same type
+    on the same workload is open, they attach to it; alerts of a related type attach to it as related alerts; a firing
+    alert within the cool-down after that incident resolved reopens it. One problem, one incident.
+  - With O(claim_run), O(state=open) also decides whether the caller's response runs the incident's plan (RV(run_plan)) -
+    yes for a new or reopened incident and for an open one that no live run is handling and that does not wait for a
+    person; and records the run in the same locked write, so two concurrent responses never run one plan twice.
   - IDs are C(INC-YYYYMMDD-NNNN), a sequence per UTC day that stays unique under concurrent writers.
   - The incident type comes from O(type), else from the first alert's C(incident_type) label when it names
     a catalog type, else from the catalog's match rules, else from the catalog's fallback type.
     Response and escalation due times come from the catalog.
-  - The status follows C(investigating) -> C(identified) -> C(monitoring) -> C(resolved); a change the
-    lifecycle does not allow fails with the allowed targets named. Operational incidents move to
-    C(monitoring) when all their alerts resolve; security incidents never change status on their own.
+  - The status follows C(investigating) -> C(identified) -> C(monitoring) -> C(resolved) (a resolved incident can be
+    reopened to C(investigating)); a change the lifecycle does not allow fails with the allowed targets named.
+    Operational incidents move to C(monitoring) when all their alerts resolve, unless their response failed or waits
+    for a person; security incidents never change status on their own.
+  - Ending a run with O(run) V(failed) or V(lost) hands the incident over to a person - its escalation is due at once.
 author:
   - slurm_exporter incident response maintainers (@slurm-exporter)
 extends_documentation_fragment:
@@ -67,9 +75,65 @@ options:
     elements: dict
   drill:
     description:
-      - Marks a new incident as a drill; drills are reported apart from real incidents.
+      - Marks a new incident as a drill; drills are reported apart from real incidents and never correlated with real ones.
     type: bool
     default: false
+  workload:
+    description:
+      - With O(state=open), the workload the response acts on, C(namespace/deployment) (from the response's settings,
+        never from alert labels). Recorded in the incident; the correlation key with the incident type.
+    type: str
+  correlation:
+    description:
+      - With O(state=open) and O(workload), how alerts with new fingerprints are grouped into incidents.
+    type: dict
+    suboptions:
+      enabled:
+        description: Correlate by type and workload at all.
+        type: bool
+        default: true
+      cooldown:
+        description: Seconds after an incident resolved during which its alert firing again reopens it.
+        type: int
+        default: 900
+      related:
+        description:
+          - Incident type to the types whose open incident on the same workload takes its alerts as related alerts
+            (in both directions).
+        type: dict
+        default: {api_failure: [network_partition], network_partition: [api_failure]}
+  claim_run:
+    description:
+      - With O(state=open), decide whether this response runs the plan and record the run (RV(run)).
+    type: dict
+    suboptions:
+      deadline:
+        description:
+          - Seconds the run may take. A run still marked running after it is lost (its process died or was cut off),
+            which hands the incident over to a person.
+        type: int
+        default: 3600
+      id:
+        description:
+          - The run's id (1-64 letters, digits, C(.), C(_), C(-)); random when not given. A caller that resumes its own
+            interrupted run (the webhook launcher after a restart) gives the same id and continues that run.
+        type: str
+  run:
+    description: With O(state=update), end a response run.
+    type: dict
+    suboptions:
+      id:
+        description: The run's id (RV(run.id) of the O(state=open) that claimed it).
+        type: str
+        required: true
+      outcome:
+        description: How it ended. V(failed) and V(lost) hand the incident over to a person and make its escalation due now.
+        type: str
+        required: true
+        choices: [completed, failed, lost]
+      reason:
+        description: What happened (for a failure, what failed and what was compensated).
+        type: str
   title:
     description: Short title. Defaults to the type's description.
     type: str
@@ -134,10 +198,14 @@ options:
         default: containment
         choices: [detection, triage, containment, investigation, eradication, recovery, communication, escalation, lessons_learned]
       result:
-        description: Outcome.
+        description:
+          - Outcome. V(suppressed) means the flapping guard held the action back (the same kind of change was made to the
+            workload too recently); V(blocked) means a guardrail refused it (evidence not captured, the minimum of available
+            replicas, a cumulative bound); V(needs_person) means automation cannot do it honestly and the details say how a
+            person does it.
         type: str
         default: success
-        choices: [success, failed, skipped, pending]
+        choices: [success, failed, skipped, pending, suppressed, blocked, needs_person]
       changed:
         description: Whether the action changed the cluster.
         type: bool
@@ -295,6 +363,40 @@ attached:
   description: Whether O(state=open) attached the alerts to an existing unresolved incident.
   returned: always
   type: bool
+correlated:
+  description:
+    - How O(state=open) matched the alerts to an existing incident - V(fingerprint), V(same_type) or V(related) (correlated
+      on the workload), V(reopen) (within the cool-down after it resolved); null for a new incident.
+  returned: with O(claim_run)
+  type: str
+run_plan:
+  description: Whether this response should run the incident's plan now.
+  returned: with O(claim_run)
+  type: bool
+plan_reason:
+  description: Why (or why not) the plan runs, for example V(response run 3f2a... is in progress).
+  returned: with O(claim_run)
+  type: str
+run:
+  description: The run recorded for this response when RV(run_plan) (else null).
+  returned: with O(claim_run)
+  type: dict
+  contains:
+    id:
+      description: The run's id; end the run with O(run) and this id.
+      type: str
+    started_at:
+      description: When it started (UTC).
+      type: str
+    deadline_at:
+      description: When it counts as lost if it has not ended.
+      type: str
+    outcome:
+      description: V(running) until it ends.
+      type: str
+    actor:
+      description: Who runs it.
+      type: str
 skipped_reason:
   description:
     - Why nothing was opened (resolved alerts that match no open incident).
@@ -388,6 +490,18 @@ ARGUMENT_SPEC = {
     'severity': {'type': 'str'},
     'alerts': {'type': 'list', 'elements': 'dict'},
     'drill': {'type': 'bool', 'default': False},
+    'workload': {'type': 'str'},
+    'correlation': {'type': 'dict', 'options': {
+        'enabled': {'type': 'bool', 'default': True},
+        'cooldown': {'type': 'int', 'default': 900},
+        'related': {'type': 'dict', 'default': {'api_failure': ['network_partition'], 'network_partition': ['api_failure']}},
+    }},
+    'claim_run': {'type': 'dict', 'options': {'deadline': {'type': 'int', 'default': 3600}, 'id': {'type': 'str'}}},
+    'run': {'type': 'dict', 'options': {
+        'id': {'type': 'str', 'required': True},
+        'outcome': {'type': 'str', 'required': True, 'choices': ['completed', 'failed', 'lost']},
+        'reason': {'type': 'str'},
+    }},
     'title': {'type': 'str'},
     'summary': {'type': 'str'},
     'impact': {'type': 'str'},
@@ -405,7 +519,8 @@ ARGUMENT_SPEC = {
     'actions': {'type': 'list', 'elements': 'dict', 'options': {
         'name': {'type': 'str', 'required': True},
         'phase': {'type': 'str', 'choices': PHASES, 'default': 'containment'},
-        'result': {'type': 'str', 'choices': ['success', 'failed', 'skipped', 'pending'], 'default': 'success'},
+        'result': {'type': 'str', 'choices': ['success', 'failed', 'skipped', 'pending', 'suppressed', 'blocked', 'needs_person'],
+                   'default': 'success'},
         'changed': {'type': 'bool', 'default': False},
         'details': {'type': 'dict'},
     }},
@@ -433,7 +548,7 @@ ARGUMENT_SPEC = {
 }
 
 EDIT_KEYS = ('title', 'summary', 'impact', 'root_cause', 'resolution', 'status', 'status_reason', 'timeline', 'actions',
-             'evidence', 'notifications', 'follow_ups')
+             'evidence', 'notifications', 'follow_ups', 'run')
 
 
 def run(module):
@@ -447,7 +562,8 @@ def run(module):
     if state == 'open':
         title, summary, impact = (edits.pop(key, None) for key in ('title', 'summary', 'impact'))
         outcome = service.open(params['type'], params['alerts'], params['fingerprint'], params['severity'], params['drill'],
-                               title=title, summary=summary, impact=impact, edits=edits)
+                               title=title, summary=summary, impact=impact, edits=edits, workload=params['workload'],
+                               correlation=params['correlation'], claim_run=params['claim_run'])
     else:
         if not params['id'] and not params['fingerprint']:
             module.fail_json(msg='state=%s needs id (INC-YYYYMMDD-NNNN) or fingerprint' % state)

@@ -175,7 +175,9 @@ def test_deploy_installs_every_object_then_is_idempotent(kube, tmp_path):
     launcher = yaml.safe_load((config / 'launcher.yml').read_text(encoding='utf-8'))
     launcher['runner']['inventory'] = str(config / 'inventory')
     loaded = launcher_module('config').build(launcher, 'launcher.yml', {'INCIDENT_LAUNCHER_BEARER_TOKEN': TOKEN}, str(config))
-    assert loaded['listen'] == {'address': '0.0.0.0', 'port': 10341}
+    # in-cluster plain HTTP behind the NetworkPolicy: an explicit opt-in, warned about at start
+    assert loaded['listen'] == {'address': '0.0.0.0', 'port': 10341, 'insecure_plain_http': True, 'insecure_anonymous': False}
+    assert [warning for warning in loaded['warnings'] if 'insecure_plain_http' in warning]
     assert loaded['incident_namespace'] == TARGET and loaded['first_response']['enabled'] is True
 
     # Second run: reported unchanged, and no object changed (the API server keeps the resourceVersion of a no-op patch).

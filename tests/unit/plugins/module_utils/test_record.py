@@ -33,7 +33,7 @@ def test_new_record_is_valid_and_due_times_come_from_catalog():
 @pytest.mark.parametrize('source, target, allowed', [
     ('investigating', 'identified', True), ('investigating', 'monitoring', True), ('identified', 'monitoring', True),
     ('monitoring', 'resolved', True), ('monitoring', 'investigating', True), ('identified', 'investigating', True),
-    ('monitoring', 'identified', False), ('resolved', 'investigating', False), ('resolved', 'monitoring', False),
+    ('monitoring', 'identified', False), ('resolved', 'investigating', True), ('resolved', 'monitoring', False),
 ])
 def test_transitions(source, target, allowed):
     record = fresh()
