@@ -13,9 +13,11 @@
 4. waits for the response to finish and prints the incident ID, what was done, and where the record,
    the evidence bundle, the outbox notifications and the report are.
 
-Everything lives under ``--workdir`` (default ``.cache/demo`` in the checkout), emptied at the start.
-Both services are stopped at the end, also on failure or Ctrl-C. Exit status 0 only when the incident
-was resolved by the response.
+Everything lives under ``--workdir``, emptied at the start: by default ``.cache/demo`` in a checkout, and the
+user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``, then ``slurm_exporter.incident_response/demo``) when this script
+runs from an installed collection, which is never written to (no bytecode either). Both services are stopped at
+the end, also on failure or Ctrl-C. Exit status 0 only when the response completed (no action failed; the incident in
+monitoring, resolved, or open for a person where an action needs one).
 """
 
 from __future__ import annotations
@@ -34,13 +36,39 @@ import time
 import urllib.error
 import urllib.request
 
+# Nothing is written into the collection, installed or not: no bytecode next to its sources.
+sys.dont_write_bytecode = True
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from tests.collection_path import link_collection  # noqa: E402  pylint: disable=wrong-import-position
 
-ALERT_FILE = os.path.join(REPO_ROOT, 'playbooks', 'files', 'alerts', 'security_breach.json')
 PLAYBOOK = 'slurm_exporter.incident_response.security_breach'
+# An installed collection (ansible-galaxy collection install) carries MANIFEST.json; a checkout has galaxy.yml.
+INSTALLED = os.path.isfile(os.path.join(REPO_ROOT, 'MANIFEST.json'))
+
+
+def default_workdir():
+    """``.cache/demo`` in a checkout; the user's cache for an installed collection."""
+    if not INSTALLED:
+        return os.path.join(REPO_ROOT, '.cache', 'demo')
+    cache = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return os.path.join(cache, 'slurm_exporter.incident_response', 'demo')
+
+
+def collections_roots():
+    """Where the runs find this collection and the ones it needs: the installed collection's own root (or a private
+    root linking this checkout), then ANSIBLE_COLLECTIONS_PATH's."""
+    if INSTALLED:
+        # <root>/ansible_collections/slurm_exporter/incident_response
+        own = os.path.dirname(os.path.dirname(os.path.dirname(REPO_ROOT)))
+    else:
+        own = link_collection()
+    roots = [own]
+    for path in os.environ.get('ANSIBLE_COLLECTIONS_PATH', '').split(os.pathsep):
+        if path and os.path.abspath(os.path.expanduser(path)) not in roots:
+            roots.append(os.path.abspath(os.path.expanduser(path)))
+    return roots
 
 
 class DemoError(Exception):
@@ -54,8 +82,8 @@ class Service:
         self.name = name
         self.log_path = log_path
         with open(log_path, 'wb') as log:
-            self.popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT,  # pylint: disable=consider-using-with
-                                          start_new_session=True)
+            self.popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,  # pylint: disable=consider-using-with
+                                          cwd=os.path.dirname(log_path), start_new_session=True)
 
     def log(self):
         with open(self.log_path, encoding='utf-8', errors='replace') as handle:
@@ -99,13 +127,12 @@ def write_json(path, data):
 
 
 def alert_payload():
-    """The sample payload with a fresh startsAt (a new alert, not a resend of an earlier demo's)."""
-    with open(ALERT_FILE, encoding='utf-8') as handle:
-        payload = json.load(handle)
+    """The collection's sample security-breach payload, starting now (a new alert, not a resend of an earlier demo's)."""
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import detection
+    from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.catalog import load_catalog
     now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f000Z')
-    for alert in payload['alerts']:
-        alert['startsAt'] = now
-    return payload
+    return detection.sample_payload(load_catalog(), 'security_breach', now)
 
 
 def post(url, token, payload):
@@ -146,9 +173,12 @@ def run(workdir, timeout):
     store = os.path.join(workdir, 'incident-response')
     spool = os.path.join(workdir, 'spool')
     kubeconfig = os.path.join(workdir, 'kubeconfig')
-    collections_root = link_collection()
+    roots = collections_roots()
+    if roots[0] not in sys.path:
+        sys.path.insert(0, roots[0])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO_ROOT, 'extensions', 'launcher'), REPO_ROOT]),
-               ANSIBLE_CONFIG=os.path.join(REPO_ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
+               ANSIBLE_CONFIG=os.path.join(REPO_ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1', PYTHONDONTWRITEBYTECODE='1',
+               ANSIBLE_COLLECTIONS_PATH=os.pathsep.join(roots))
     env.pop('INCIDENT_RESPONSE_STORE', None)
     services = []
     try:
@@ -172,10 +202,10 @@ def run(workdir, timeout):
             'incident_namespace': 'slurm-exporter',
             'backend': 'runner',
             'runner': {'playbook': PLAYBOOK, 'inventory': write_json(os.path.join(workdir, 'inventory.json'), inventory),
-                       'timeout': timeout, 'env': {'ANSIBLE_PYTHON_INTERPRETER': sys.executable}},
+                       'timeout': timeout, 'env': {'ANSIBLE_PYTHON_INTERPRETER': sys.executable, 'PYTHONDONTWRITEBYTECODE': '1'}},
             'workers': {'concurrency': 2, 'max_attempts': 1},
             'first_response': {'enabled': True, 'kubeconfig': kubeconfig},
-            'collections_path': [collections_root],
+            'collections_path': roots,
         }
         print('2. Starting the webhook launcher (first response on, runner backend: %s) ...' % PLAYBOOK)
         command = [sys.executable, '-m', 'incident_launcher', '--config', write_json(os.path.join(workdir, 'launcher.json'), config)]
@@ -205,10 +235,18 @@ def summarize(store, workdir, state, elapsed):
         raise DemoError('expected one incident, found %d; see %s' % (len(records), os.path.join(workdir, 'launcher.log')))
     with open(records[0], encoding='utf-8') as handle:
         record = json.load(handle)
+    # The response completed when its run did and no action failed; it then leaves the incident in monitoring (security
+    # incidents wait for a person to resolve them, docs/response.md), resolved, or open for a person where an action
+    # needs one (the demo has no SLURM controller: the JWT key rotation is handed to a person, nothing is invented).
+    for_a_person = [action['name'] for action in record['actions'] if action['result'] == 'needs_person']
+    completed = not state['failed'] and not any(action['result'] in ('failed', 'blocked') for action in record['actions']) and \
+        (record['status'] in ('monitoring', 'resolved') or (record['status'] == 'investigating' and for_a_person))
     print()
     print('Incident %s (%s, %s) is %s after %.1f s%s' % (
         record['id'], record['type'], record['priority'], record['status'], elapsed,
-        '' if not state['failed'] else ' -- the run FAILED, see %s' % os.path.join(workdir, 'launcher.log')))
+        ' -- the response FAILED, see %s' % os.path.join(workdir, 'launcher.log') if not completed
+        else (' (waits for a person: %s)' % ', '.join(for_a_person) if for_a_person
+              else ' (a person resolves it)' if record['status'] == 'monitoring' else '')))
     print('Actions:')
     for action in record['actions']:
         print('  %-14s %-26s %-8s %s' % (action['phase'], action['name'], action['result'], action['time']))
@@ -221,13 +259,13 @@ def summarize(store, workdir, state, elapsed):
         print('Report:         %s' % item['path'])
     print('Audit log:      %s' % os.path.join(store, 'audit.log'))
     print('Launcher log:   %s' % os.path.join(workdir, 'launcher.log'))
-    return 0 if record['status'] == 'resolved' and not state['failed'] else 1
+    return 0 if completed else 1
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
-    parser.add_argument('--workdir', default=os.path.join(REPO_ROOT, '.cache', 'demo'),
-                        help='where the cluster config, spool, store and logs go (emptied first; default .cache/demo)')
+    parser.add_argument('--workdir', default=default_workdir(),
+                        help='where the cluster config, spool, store and logs go (emptied first; default %(default)s)')
     parser.add_argument('--timeout', type=int, default=300, help='seconds to wait for the response (default 300)')
     args = parser.parse_args(argv)
     try:

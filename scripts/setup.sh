@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Set up a machine to run and test the collection. Idempotent; safe (and quick) to re-run.
-#   1. system packages: the [test] entries of bindep.txt, with apt, only those missing
+#   1. system packages: the dpkg entries of bindep.txt (the controller's and the [test] ones), with apt, only those missing
 #   2. Python packages: requirements.txt and requirements-test.txt, into the python that runs this
 #   3. this checkout linked as ~/.ansible/collections/ansible_collections/slurm_exporter/incident_response
 #   4. the pip bootstrap that ansible-test sanity would otherwise download (offline stand-in)
+#   5. the real control plane of the real-cluster tests (tests/kube): built with Go from the module proxy, or the
+#      cached build reused (~/.cache/slurm-ir-kube/<version>); without Go those tests are skipped, with the reason
 # PYTHON=/path/to/python picks another interpreter (default: python3 on PATH, 3.11 or newer).
 set -euo pipefail
 
@@ -16,19 +18,19 @@ step() { printf '\n== setup: %s\n' "$*"; }
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "setup.sh: $("$python" --version 2>&1) is too old: ansible-core 2.19 needs Python 3.11+" >&2; exit 2; }
 
-step "system packages (bindep.txt, profile test)"
-# bindep.txt lines look like `name [platform:dpkg test]`: adding a package is adding a line there.
+step "system packages (bindep.txt: the controller's and the test profile's)"
+# bindep.txt lines look like `name [platform:dpkg test]`: adding a package is adding a line there. Entries of another
+# platform only (platform:rpm, for the execution environment) are left out.
 mapfile -t wanted < <(awk '
   /^[[:space:]]*(#|$)/ { next }
   {
     name = $1; profiles = ""
     if (match($0, /\[[^]]*\]/)) profiles = substr($0, RSTART + 1, RLENGTH - 2)
-    n = split(profiles, p, /[[:space:]]+/); test = 0; other_platform = 0
+    n = split(profiles, p, /[[:space:]]+/); other_platform = 0
     for (i = 1; i <= n; i++) {
-      if (p[i] == "test") test = 1
       if (p[i] ~ /^platform:/ && p[i] != "platform:dpkg") other_platform = 1
     }
-    if (test && !other_platform) print name
+    if (!other_platform) print name
   }' bindep.txt)
 if command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   missing=()
@@ -92,6 +94,14 @@ sys.exit(main(['install', '--upgrade', '--force-reinstall', '--find-links', '${c
 PY
 mv -f "$stand_in.tmp" "$stand_in"
 echo "$stand_in (pip ${pip_version})"
+
+step "the real Kubernetes control plane for tests/realkube (tests/kube: build, or reuse the cache)"
+# A cold build compiles kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok (see README.md for
+# how long); later runs find the cache and take a second. A failed build does not stop the setup: `make test` then
+# skips the real-cluster tier and says why.
+if ! "$python" -m tests.kube build; then
+  echo "setup.sh: WARNING: the real control plane could not be built; the real-cluster tests will be skipped" >&2
+fi
 
 step "check"
 "$python" - <<'PY'

@@ -25,6 +25,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from tests.collection_path import COLLECTIONS_ROOT, link_collection  # noqa: E402  pylint: disable=wrong-import-position
+# The real control plane (tests/kube): its fixtures and the hooks that count the tests run against it.
+from tests.kube.fixtures import (  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+    pytest_runtest_logreport, pytest_terminal_summary, real_cluster, real_kube, real_namespace, uses_real_cluster)
 
 link_collection()
 
@@ -178,3 +181,20 @@ def kube(tmp_path):
         yield emulator
     finally:
         emulator.stop()
+
+
+@pytest.fixture
+def launchers():
+    """Make launcher processes (tests/launcher_process.py): ``launchers(tmp_path, config, name=..., env=...)``; all stopped at the end."""
+    from tests.launcher_process import LauncherProcess  # pylint: disable=import-outside-toplevel
+
+    started = []
+
+    def make(tmp_path, config, **kwargs):
+        launcher = LauncherProcess(tmp_path, config, **kwargs)
+        started.append(launcher)
+        return launcher
+
+    yield make
+    for launcher in started:
+        launcher.stop()
