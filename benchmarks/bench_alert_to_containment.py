@@ -59,11 +59,11 @@ def free_port():
 
 def payload(number):
     now = time.strftime('%Y-%m-%dT%H:%M:%S.000000000Z', time.gmtime())
-    labels = {'alertname': 'SecurityIncidentDetected', 'component': 'incident-response', 'incident_type': 'security_breach',
+    labels = {'alertname': 'SlurmExporterAuthenticationFailures', 'component': 'incident-response', 'incident_type': 'security_breach',
               'severity': 'critical', 'job': 'slurm-exporter', 'error_type': 'authentication'}
     alert = {'status': 'firing', 'labels': labels, 'annotations': {'summary': 'authentication failures'}, 'startsAt': now,
              'endsAt': '0001-01-01T00:00:00Z', 'generatorURL': 'http://127.0.0.1:9090/graph', 'fingerprint': '%016x' % (0xc0de0000 + number)}
-    return json.dumps({'version': '4', 'groupKey': '{}/{component="incident-response"}:{alertname="SecurityIncidentDetected"}',
+    return json.dumps({'version': '4', 'groupKey': '{}/{component="incident-response"}:{alertname="SlurmExporterAuthenticationFailures"}',
                        'truncatedAlerts': 0, 'status': 'firing', 'receiver': 'incident-response', 'groupLabels': {},
                        'commonLabels': labels, 'commonAnnotations': {}, 'externalURL': 'http://127.0.0.1:9093',
                        'alerts': [alert]}).encode()

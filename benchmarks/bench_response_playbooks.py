@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from _common import REPO_ROOT, print_table, use_checkout
+from _common import REPO_ROOT, baseline_playbook, playbook_environment, print_table, use_checkout
 
 COLLECTIONS = use_checkout()
 
@@ -39,27 +39,11 @@ FIXTURES = os.path.join(REPO_ROOT, 'tests', 'fixtures', 'slurm-exporter', 'kuber
 PLAYBOOKS = ['security_breach', 'vulnerability_exploit', 'malware_detection', 'compliance_violation', 'service_outage',
              'performance_degradation', 'data_loss', 'api_failure', 'resource_exhaustion', 'network_partition', 'cluster_failure',
              'disaster_recovery']
-BASELINE = '''- name: Baseline - one kubernetes.core task
-  hosts: localhost
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  tasks:
-    - name: Read the deployment
-      kubernetes.core.k8s_info:
-        api_version: apps/v1
-        kind: Deployment
-        namespace: slurm-exporter
-        name: slurm-exporter
-'''
+BASELINE = baseline_playbook('slurm-exporter')
 
 
 def environment(kubeconfig):
-    env = dict(os.environ)
-    env.update({'ANSIBLE_COLLECTIONS_PATH': os.pathsep.join([COLLECTIONS, os.path.expanduser('~/.ansible/collections')]),
-                'ANSIBLE_CONFIG': os.path.join(REPO_ROOT, 'ansible.cfg'), 'K8S_AUTH_KUBECONFIG': kubeconfig,
-                'ANSIBLE_PYTHON_INTERPRETER': sys.executable, 'ANSIBLE_STDOUT_CALLBACK': 'ansible.builtin.json'})
-    return env
+    return playbook_environment(COLLECTIONS, kubeconfig)
 
 
 def prepare(kube, playbook, workdir):

@@ -135,6 +135,21 @@ DEFAULT_DETECTION = {
 }
 
 ALERT_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+# The label every detection rule puts on its alerts; the Alertmanager route to the response matches it.
+COMPONENT = 'incident-response'
+# Runbooks: docs/runbooks/<alert>.md for every alert above, docs/runbooks/custom-response-rule.md for the alerts of
+# custom response rules. A catalog override may name its own page (runbook_url); otherwise <base>/<alert>.md.
+DEFAULT_RUNBOOK_BASE = 'https://github.com/slurm-exporter/incident_response/blob/main/docs/runbooks'
+CUSTOM_RULE_RUNBOOK = 'custom-response-rule'
+
+
+def runbook_url(base, page):
+    """``<base>/<page>.md``."""
+    if not isinstance(base, str) or not base.strip():
+        raise ValidationError('runbook_base_url: expected a URL or path, got %r' % (base,))
+    return '%s/%s.md' % (base.rstrip('/'), page)
+
+
 DEFAULT_OPTIONS = {'job': 'slurm-exporter', 'namespace': 'slurm-exporter', 'deployment': 'slurm-exporter',
                    'approved_images': 'ghcr.io/jontk/slurm-exporter:.*'}
 
@@ -157,7 +172,7 @@ def _rule(alert, expr, duration, labels, summary, description, runbook):
     }
 
 
-def build_groups(catalog, custom_rules=None, options=None, runbook_base='https://github.com/slurm-exporter/incident_response/blob/main/docs/runbooks'):
+def build_groups(catalog, custom_rules=None, options=None, runbook_base=DEFAULT_RUNBOOK_BASE):
     """Prometheus rule groups: one per incident category, plus one for the custom response rules."""
     values = dict(DEFAULT_OPTIONS, **{k: v for k, v in (options or {}).items() if v is not None})
     for key, value in values.items():
@@ -177,11 +192,11 @@ def build_groups(catalog, custom_rules=None, options=None, runbook_base='https:/
             seen.add(alert)
             duration = rule.get('for', '0m')
             timeutil.parse_duration(duration if duration != '0m' else 0, where + '.for')
-            labels = {'incident_type': type_name, 'severity': rule.get('severity') or info['severity'], 'component': 'incident-response'}
+            labels = {'incident_type': type_name, 'severity': rule.get('severity') or info['severity'], 'component': COMPONENT}
             catalog.require_severity(labels['severity'], where + '.severity')
             groups.setdefault(info['category'], []).append(_rule(
                 alert, _substitute(rule['expr'], values, where + '.expr'), duration, labels, rule.get('summary') or info['description'],
-                rule.get('description') or info['description'], '%s/%s.md' % (runbook_base.rstrip('/'), type_name)))
+                rule.get('description') or info['description'], rule.get('runbook_url') or runbook_url(runbook_base, alert)))
     for index, rule in enumerate(custom_rules or []):
         where = 'custom_rules[%d]' % index
         name = rule.get('name')
@@ -199,13 +214,66 @@ def build_groups(catalog, custom_rules=None, options=None, runbook_base='https:/
         if alert in seen:
             raise ValidationError('%s.name: the alert %s is defined twice' % (where, alert))
         seen.add(alert)
-        labels = {'incident_type': type_name, 'severity': severity, 'component': 'incident-response', 'response_rule': name}
+        labels = {'incident_type': type_name, 'severity': severity, 'component': COMPONENT, 'response_rule': name}
         groups.setdefault('custom', []).append(_rule(
             alert, _substitute(rule['trigger'], values, where + '.trigger'), duration, labels,
             rule.get('summary') or 'Custom response rule %s' % name,
             rule.get('description') or 'Custom response rule %s triggered: actions %s' % (name, ', '.join(rule.get('actions') or []) or 'none'),
-            '%s/%s.md' % (runbook_base.rstrip('/'), type_name)))
+            rule.get('runbook_url') or runbook_url(runbook_base, CUSTOM_RULE_RUNBOOK)))
     return [{'name': 'incident-response.%s' % category, 'rules': rules} for category, rules in sorted(groups.items())]
+
+
+# Alertmanager's alert fingerprint (prometheus/common model.LabelSet.Fingerprint): FNV-1a, 64 bits, over the label
+# names in order, each name and value followed by the separator byte 0xff; printed as 16 hex digits.
+_FNV_OFFSET = 14695981039346656037
+_FNV_PRIME = 1099511628211
+
+
+def alert_fingerprint(labels):
+    """The fingerprint Alertmanager gives an alert with these labels (the same labels always give the same one)."""
+    value = _FNV_OFFSET
+    for name in sorted(labels):
+        for part in (name, labels[name]):
+            for byte in str(part).encode('utf-8') + b'\xff':
+                value = ((value ^ byte) * _FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return '%016x' % value
+
+
+def sample_payload(catalog, incident_type, starts_at, runbook_base=DEFAULT_RUNBOOK_BASE):
+    """An Alertmanager webhook payload (version 4) with one firing alert of ``incident_type``, as the type's first
+    detection rule would send it: its alert name, labels and annotations, ``startsAt`` as given. For trying the
+    response (docs, demo): build it at run time, so the alert is as recent as a real one."""
+    info = catalog.require_type(incident_type, 'incident_type')
+    if not isinstance(starts_at, str) or not starts_at:
+        raise ValidationError('starts_at: expected an RFC 3339 time, got %r' % (starts_at,))
+    rules = info.get('detection') or []
+    rule = rules[0] if rules else {}
+    alert_name = rule.get('alert') or 'IncidentResponse' + ''.join(part.capitalize() for part in incident_type.split('_'))
+    labels = {'alertname': alert_name, 'component': 'incident-response', 'incident_type': incident_type,
+              'severity': rule.get('severity') or info['severity']}
+    annotations = {'summary': rule.get('summary') or info['description'],
+                   'description': rule.get('description') or info['description'],
+                   'runbook_url': rule.get('runbook_url') or runbook_url(runbook_base, alert_name)}
+    return {
+        'version': '4',
+        'groupKey': '{}/{component="incident-response"}:{alertname="%s", incident_type="%s"}' % (alert_name, incident_type),
+        'truncatedAlerts': 0,
+        'status': 'firing',
+        'receiver': 'incident-response',
+        'groupLabels': {'alertname': alert_name, 'incident_type': incident_type},
+        'commonLabels': dict(labels),
+        'commonAnnotations': dict(annotations),
+        'externalURL': 'http://127.0.0.1:9093',
+        'alerts': [{
+            'status': 'firing',
+            'labels': labels,
+            'annotations': annotations,
+            'startsAt': starts_at,
+            'endsAt': '0001-01-01T00:00:00Z',
+            'generatorURL': 'http://127.0.0.1:9090/graph',
+            'fingerprint': alert_fingerprint(labels),
+        }],
+    }
 
 
 def prometheus_rule(groups, name='incident-detection-rules', namespace='slurm-exporter', labels=None):
@@ -220,6 +288,24 @@ def prometheus_rule(groups, name='incident-detection-rules', namespace='slurm-ex
 
 
 SECURITY_TYPES = ('security_breach', 'vulnerability_exploit', 'malware_detection', 'compliance_violation')
+
+
+def rule_labels(catalog, category=None):
+    """``{alert name: the labels the rule sets on its alerts (incident_type, component)}`` for the catalog's detection rules.
+
+    Prometheus gives an alert the labels of its rule over those of the series, so an alert named after one of these
+    rules that carries these labels was raised by that rule, not by a scraped series that imitates its labels
+    (``alertname`` and the rule's labels cannot come from the series). ``category`` keeps the rules of one category.
+    """
+    found = {}
+    for type_name in sorted(catalog.types):
+        info = catalog.types[type_name]
+        if category is not None and info['category'] != category:
+            continue
+        for rule in info.get('detection') or []:
+            if isinstance(rule, dict) and isinstance(rule.get('alert'), str):
+                found[rule['alert']] = {'incident_type': type_name, 'component': COMPONENT}
+    return found
 
 
 # Alertmanager's duration syntax (model.ParseDuration): units from ms to y, largest first, no sign, no fraction.

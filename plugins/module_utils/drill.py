@@ -2,11 +2,16 @@
 # Copyright: contributors to slurm_exporter.incident_response
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Scoring a drill: how fast the response acknowledged, mitigated and resolved, against the catalog's targets."""
+"""Scoring a drill: how fast the response acknowledged, mitigated and resolved, against the catalog's targets.
+
+With a person's acknowledgement (drill.yml ``drill_human_ack``) the drill does not acknowledge itself: the first stage
+measures how fast a person acknowledged through Slack, PagerDuty or the CLI, and the score says who did.
+"""
 
 from __future__ import annotations
 
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import ValidationError
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.people import is_person
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import timeutil
 
 DRILL_SCENARIOS = ('security_breach', 'service_outage', 'data_loss', 'performance_degradation')
@@ -45,6 +50,8 @@ def score(record, profile):
         seconds = _elapsed(record['created_at'], record.get(field))
         verdict = 'not reached' if seconds is None else ('met' if seconds <= target else 'missed')
         stages.append({'stage': name, 'seconds': seconds, 'target_seconds': int(target), 'verdict': verdict})
+    stages[0]['by'] = record.get('acknowledged_by')
     met = sum(1 for stage in stages if stage['verdict'] == 'met')
     return {'incident': record['id'], 'type': record['type'], 'severity': record['severity'], 'stages': stages,
-            'met': met, 'total': len(stages), 'passed': met == len(stages)}
+            'met': met, 'total': len(stages), 'passed': met == len(stages), 'acknowledged_by': record.get('acknowledged_by'),
+            'acknowledged_by_person': is_person(record.get('acknowledged_by'))}

@@ -21,6 +21,7 @@ against the same targets instead).
 
 from __future__ import annotations
 
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import runs
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import timeutil
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import ValidationError
 
@@ -74,17 +75,36 @@ def plan(records, now, tiers=None):
     return escalations
 
 
-def run(service, store, now, tiers=None, ids=None):
+def lose_stale_runs(service, records, now):
+    """Hand over the incidents whose response runs passed their deadline (their process died): each such run is
+    recorded as lost, which makes the escalation due now. Returns ``(records, lost)``, the records as they are now
+    and ``[{'id', 'runs', 'drill'}]``."""
+    current, lost = [], []
+    for record in records:
+        stale = runs.stale_runs(record, now)
+        if stale:
+            outcome = service.lose_stale_runs(record['id'])
+            lost.append({'id': record['id'], 'runs': [run['id'] for run in stale], 'drill': bool(record.get('drill'))})
+            record = outcome.after or record
+        current.append(record)
+    return current, lost
+
+
+def run(service, store, now, tiers=None, ids=None, lost=None):
     """Escalate every due incident through ``service`` (check mode honoured by the service).
 
-    ``ids`` limits the run to those incidents. Returns ``(escalated, skipped)``: the escalations applied
-    (or planned in check mode) and the ones another run applied first.
+    ``ids`` limits the run to those incidents. Runs past their deadline are recorded as lost first (and their
+    incidents escalated in the same run); pass a list as ``lost`` to receive them. Returns ``(escalated, skipped)``:
+    the escalations applied (or planned in check mode) and the ones another run applied first.
     """
     records = []
     for summary in store.list(lambda item: item['status'] != 'resolved')[0]:
         if ids and summary['id'] not in ids:
             continue
         records.append(store.read(summary['id']))
+    records, found = lose_stale_runs(service, records, now)
+    if lost is not None:
+        lost.extend(found)
     escalated, skipped = [], []
     for item in plan(records, now, tiers):
         outcome = service.escalate(item['id'], item['to'], '%s; next tier: %s' % (item['reason'], item['tier']))

@@ -18,11 +18,25 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.catalog import load_catalog
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.errors import IncidentResponseError
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.kubestore import DEFAULT_NAMESPACE
 from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.service import IncidentService
-from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.store import DEFAULT_STORE, IncidentStore
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils.store import DEFAULT_STORE
+from ansible_collections.slurm_exporter.incident_response.plugins.module_utils import stores
 
 STORE_ARGUMENT_SPEC = {
     'store': {'type': 'path', 'default': DEFAULT_STORE, 'fallback': (env_fallback, ['INCIDENT_RESPONSE_STORE'])},
+    'store_backend': {'type': 'str', 'default': 'file', 'choices': list(stores.BACKENDS),
+                      'fallback': (env_fallback, ['INCIDENT_RESPONSE_STORE_BACKEND'])},
+    'store_namespace': {'type': 'str', 'default': DEFAULT_NAMESPACE, 'fallback': (env_fallback, ['INCIDENT_RESPONSE_STORE_NAMESPACE'])},
+    'store_kubernetes': {'type': 'dict', 'default': {}, 'options': {
+        'kubeconfig': {'type': 'path'},
+        'context': {'type': 'str'},
+        'host': {'type': 'str'},
+        'api_key': {'type': 'str', 'no_log': True},
+        'validate_certs': {'type': 'bool', 'aliases': ['verify_ssl']},
+        'ca_cert': {'type': 'path', 'aliases': ['ssl_ca_cert']},
+        'request_timeout': {'type': 'float'},
+    }},
     'lock_timeout': {'type': 'float', 'default': 30.0},
     'catalog': {'type': 'dict'},
 }
@@ -43,10 +57,23 @@ class IncidentResponseModule(AnsibleModule):
             self._catalog = load_catalog(self.params.get('catalog'))
         return self._catalog
 
-    def incident_store(self):
+    def store_settings(self):
+        """The store settings (module_utils/stores.py) of the task's store options."""
         if self.params['lock_timeout'] <= 0:
             self.fail_json(msg='lock_timeout: must be greater than zero')
-        return IncidentStore(self.params['store'], self.params['lock_timeout'], read_only=self.check_mode)
+        try:
+            return stores.from_params(self.params)
+        except IncidentResponseError as exc:
+            self.fail_json(msg=exc.message)
+        return None  # pragma: no cover - fail_json exits
+
+    def incident_store(self):
+        """The store the task's options name (file store, or kubernetes store); read-only in check mode."""
+        try:
+            return stores.open_store(self.store_settings(), read_only=self.check_mode)
+        except IncidentResponseError as exc:
+            self.fail_json(msg=exc.message)
+        return None  # pragma: no cover - fail_json exits
 
     def incident_service(self, store=None):
         """The lifecycle service over the store, acting as the task's ``actor``, honouring check mode."""

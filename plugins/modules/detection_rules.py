@@ -71,6 +71,9 @@ options:
       description:
         description: Alert description.
         type: str
+      runbook_url:
+        description: The alert's C(runbook_url); by default C(<runbook_base_url>/custom-response-rule.md).
+        type: str
   format:
     description: V(prometheusrule) for the PrometheusRule resource, V(rules) for a Prometheus rules file.
     type: str
@@ -100,7 +103,12 @@ options:
     type: str
     default: ghcr.io/jontk/slurm-exporter:.*
   runbook_base_url:
-    description: Base URL of the runbooks; C(runbook_url) is C(<base>/<incident_type>.md).
+    description:
+      - Base URL of the runbooks, for example where you publish the collection's C(docs/runbooks/) in your wiki.
+      - Every alert's C(runbook_url) annotation is C(<runbook_base_url>/<alert>.md) (the collection has one page per alert
+        it ships, in C(docs/runbooks/)); the alerts of custom response rules point at
+        C(<runbook_base_url>/custom-response-rule.md). A catalog C(detection) entry or a custom rule with its own
+        C(runbook_url) keeps it.
     type: str
     default: https://github.com/slurm-exporter/incident_response/blob/main/docs/runbooks
 seealso:
@@ -158,6 +166,7 @@ ARGUMENT_SPEC = {
         'actions': {'type': 'list', 'elements': 'str', 'default': []},
         'summary': {'type': 'str'},
         'description': {'type': 'str'},
+        'runbook_url': {'type': 'str'},
     }},
     'format': {'type': 'str', 'choices': ['prometheusrule', 'rules'], 'default': 'prometheusrule'},
     'dest': {'type': 'path'},
@@ -166,7 +175,7 @@ ARGUMENT_SPEC = {
     'job': {'type': 'str', 'default': 'slurm-exporter'},
     'deployment': {'type': 'str', 'default': 'slurm-exporter'},
     'approved_images': {'type': 'str', 'default': 'ghcr.io/jontk/slurm-exporter:.*'},
-    'runbook_base_url': {'type': 'str', 'default': 'https://github.com/slurm-exporter/incident_response/blob/main/docs/runbooks'},
+    'runbook_base_url': {'type': 'str', 'default': detection.DEFAULT_RUNBOOK_BASE},
 }
 
 

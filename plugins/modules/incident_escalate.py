@@ -19,6 +19,9 @@ description:
   - The target level is explicit, so two runs that race (cron, an AWX schedule, the CronJob) raise an incident
     once; the second reports it in RV(skipped).
   - Drill incidents are never escalated (escalation pages people).
+  - A response run still marked running past its deadline (its ansible-playbook was killed or cut off) is first recorded
+    as lost, which hands its incident over to a person and makes its escalation due now (RV(lost));
+    C(playbooks/escalate.yml) then compensates and tells the responders.
   - Every escalation is recorded in the incident (level, new due time, a timeline entry with the reason and the
     next tier). Notifying the tier is the job of M(slurm_exporter.incident_response.incident_notify) with
     the C(escalation) template, as C(playbooks/escalate.yml) does.
@@ -118,6 +121,22 @@ skipped:
   returned: always
   type: list
   elements: dict
+lost:
+  description: Incidents whose response runs were past their deadline and are now recorded as lost (handed over).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Incident ID.
+      type: str
+    runs:
+      description: The runs recorded as lost.
+      type: list
+      elements: str
+    drill:
+      description: Whether the incident is a drill (a lost drill run is recorded, never escalated).
+      type: bool
 count:
   description: Number of incidents escalated.
   returned: always
@@ -142,8 +161,9 @@ def run(module):
     tiers = escalation.validate_tiers(params['tiers'])
     ids = set(rec.validate_id(item) for item in params['ids'] or ())
     store = module.incident_store()
-    escalated, skipped = escalation.run(module.incident_service(store), store, timeutil.utcnow(), tiers, ids)
-    return {'changed': bool(escalated), 'escalated': escalated, 'skipped': skipped, 'count': len(escalated)}
+    lost = []
+    escalated, skipped = escalation.run(module.incident_service(store), store, timeutil.utcnow(), tiers, ids, lost)
+    return {'changed': bool(escalated or lost), 'escalated': escalated, 'skipped': skipped, 'count': len(escalated), 'lost': lost}
 
 
 def main():

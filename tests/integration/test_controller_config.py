@@ -146,7 +146,7 @@ def test_unknown_objects_are_404(controller):
 def test_job_template_playbooks_exist():
     with open(PLAYBOOK, encoding='utf-8') as handle:
         play = yaml.safe_load(handle)[0]
-    names = play['vars']['controller_incident_playbooks'] + ['escalate']
+    names = play['vars']['_controller_incident_playbooks_default'] + ['escalate']
     assert names[:-1] == TYPES
     missing = [name for name in names if not os.path.exists(os.path.join(REPO_ROOT, 'playbooks', name + '.yml'))]
     assert missing == []
@@ -167,25 +167,49 @@ def test_execution_environment_definition():
         path = dependencies[key]
         assert isinstance(path, str) and os.path.isfile(os.path.join(REPO_ROOT, path)), path
     assert dependencies['python'] == 'requirements.txt' and dependencies['system'] == 'bindep.txt'
-    collections = {c['name'] for c in dependencies['galaxy']['collections']}
-    assert collections >= {'kubernetes.core', 'community.general', 'awx.awx'}
+    assert dependencies['galaxy'] == 'requirements.yml'
+    with open(os.path.join(REPO_ROOT, 'requirements.yml'), encoding='utf-8') as handle:
+        collections = {c['name'] for c in yaml.safe_load(handle)['collections']}
+    assert collections >= {'kubernetes.core', 'community.general', 'community.crypto', 'awx.awx'}
     assert 'ansible-core' in dependencies['ansible_core']['package_pip']
     assert 'ansible-runner' in dependencies['ansible_runner']['package_pip']
 
 
 def test_ansible_builder_create(tmp_path):
+    """The build context holds the dependencies' files and this collection's tarball, and the galaxy stage's install
+    of that tarball works (run here, offline, into an empty path)."""
     builder = shutil.which('ansible-builder')
     if not builder:
         pytest.skip('ansible-builder is not installed (requirements-test.txt)')
+    # the EE definition and its files, with the tarball where the docs build it (.cache/ee), outside the checkout
+    project = tmp_path / 'project'
+    project.mkdir()
+    for name in ('execution-environment.yml', 'requirements.txt', 'bindep.txt', 'requirements.yml'):
+        shutil.copy(os.path.join(REPO_ROOT, name), str(project / name))
+    built = subprocess.run(['ansible-galaxy', 'collection', 'build', '--force', '--output-path', str(project / '.cache' / 'ee'), REPO_ROOT],
+                           capture_output=True, text=True, cwd=str(tmp_path), check=False, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
     context = tmp_path / 'context'
-    process = subprocess.run([builder, 'create', '-f', os.path.join(REPO_ROOT, 'execution-environment.yml'), '-c', str(context),
-                              '--output-filename', 'Containerfile'], capture_output=True, text=True, cwd=REPO_ROOT, check=False,
+    process = subprocess.run([builder, 'create', '-f', str(project / 'execution-environment.yml'), '-c', str(context),
+                              '--output-filename', 'Containerfile'], capture_output=True, text=True, cwd=str(project), check=False,
                              timeout=120)
     assert process.returncode == 0, process.stdout + process.stderr
+    assert 'No matches' not in process.stdout + process.stderr
     containerfile = (context / 'Containerfile').read_text()
     assert 'FROM ' in containerfile
     build = context / '_build'
     assert (build / 'requirements.txt').read_text() == open(os.path.join(REPO_ROOT, 'requirements.txt'), encoding='utf-8').read()
     assert (build / 'bindep.txt').read_text() == open(os.path.join(REPO_ROOT, 'bindep.txt'), encoding='utf-8').read()
     galaxy = yaml.safe_load((build / 'requirements.yml').read_text())
-    assert {c['name'] for c in galaxy['collections']} >= {'kubernetes.core', 'community.general', 'awx.awx'}
+    assert {c['name'] for c in galaxy['collections']} == {'kubernetes.core', 'community.general', 'community.crypto', 'awx.awx'}
+    assert 'git' not in containerfile.lower().split('ansible-galaxy collection install')[-1].split('\n')[0]
+    [tarball] = [path.name for path in (build / 'collections').iterdir()]
+    install_step = next(line for line in containerfile.splitlines() if '--no-deps' in line)
+    assert install_step.startswith('RUN ansible-galaxy collection install --offline') and install_step.endswith('collections/' + tarball)
+    # the galaxy stage runs in /build (the context's _build): the same command, here
+    argv = install_step[len('RUN '):].replace('/usr/share/ansible/collections', str(tmp_path / 'installed')).split()
+    installed = subprocess.run(argv, capture_output=True, text=True, cwd=str(build), check=False, timeout=300,
+                               env=dict(os.environ, ANSIBLE_COLLECTIONS_SCAN_SYS_PATH='false',
+                                        ANSIBLE_COLLECTIONS_PATH=str(tmp_path / 'installed')))
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert (tmp_path / 'installed' / 'ansible_collections' / 'slurm_exporter' / 'incident_response' / 'MANIFEST.json').is_file()

@@ -159,8 +159,8 @@ def test_bad_input_fails_clearly_and_changes_nothing(tmp_path, store_dir):
         handle.write('not a directory')
     cases = {
         'unknown type': ({INCIDENT: {'type': 'sabotage'}}, "unknown incident type 'sabotage'"),
-        'invalid transition': ({INCIDENT: {'state': 'update', 'id': second, 'status': 'investigating'}},
-                               'cannot move from resolved to investigating'),
+        'invalid transition': ({INCIDENT: {'state': 'update', 'id': second, 'status': 'monitoring'}},
+                               'cannot move from resolved to monitoring'),
         'truncated record': ({INCIDENT: {'state': 'update', 'id': first.replace('0001', '0003'), 'summary': 'x'}},
                              'is not valid JSON'),
         'path in id': ({INCIDENT: {'state': 'update', 'id': '../../../etc/passwd', 'summary': 'x'}}, 'is not an incident id'),

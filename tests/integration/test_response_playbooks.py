@@ -18,16 +18,20 @@ import glob
 import json
 import os
 import shutil
+import hashlib
 import stat
+import tarfile
 import time
 
 import pytest
 import requests
 
-from tests.conftest import REPO_ROOT, run_playbook
+from tests.conftest import REPO_ROOT, run_playbook, snapshot, write_playbook
 from tests.fakes.endpoints import Endpoints
+from tests.fakes.slurm import FakeSlurm
 
 NS = 'slurm-exporter'
+INCIDENT = 'slurm_exporter.incident_response.incident'
 UPSTREAM_IMAGE = 'ghcr.io/jontk/slurm-exporter:v1.0.0'
 FIXTURES = os.path.join(REPO_ROOT, 'tests', 'fixtures', 'slurm-exporter', 'kubernetes-ha')
 
@@ -152,33 +156,75 @@ def write_paths(kube):
 
 
 # -- security_breach --------------------------------------------------------------------------------------
-def scontrol_inventory(tmp_path, token):
-    """An inventory whose slurm_controllers group holds a local host with a fake scontrol."""
-    script = tmp_path / 'scontrol'
-    script.write_text('#!/bin/sh\n[ "$1" = token ] || exit 2\necho "SLURM_JWT=%s"\n' % token)
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    inventory = tmp_path / 'hosts.yml'
-    inventory.write_text(json.dumps({'all': {
-        'hosts': {'localhost': {'ansible_connection': 'local', 'ansible_python_interpreter': '{{ ansible_playbook_python }}'}},
-        'children': {'slurm_controllers': {'hosts': {'slurmctld-1': {
-            'ansible_connection': 'local', 'ansible_python_interpreter': '{{ ansible_playbook_python }}'}}}},
-        'vars': {'incident_scontrol': str(script)}}}))
-    return str(inventory)
+def slurm_inventory(tmp_path, slurm, controllers=('slurmctld-1',), slurmdbd=()):
+    """An inventory whose slurm_controllers (and slurmdbd) groups hold local hosts that run the fake SLURM's scontrol."""
+    return slurm.inventory(tmp_path / 'hosts.yml', controllers, slurmdbd)
+
+
+@pytest.fixture
+def slurm(tmp_path):
+    """A fake SLURM cluster (slurmctld, slurmdbd, scontrol, slurmrestd on loopback) with a token that leaked."""
+    cluster = FakeSlurm(tmp_path / 'slurm')
+    cluster.start_slurmrestd()
+    cluster.leaked = cluster.issue('slurm-exporter')
+    yield cluster
+    cluster.stop()
+
+
+def restd(slurm, path, token):
+    """slurmrestd's answer to a request carrying ``token``."""
+    return requests.get(slurm.url + path, headers={'X-SLURM-USER-NAME': 'slurm-exporter', 'X-SLURM-USER-TOKEN': token},
+                        timeout=10).status_code
+
+
+def secret_token(kube):
+    return base64.b64decode(kube.get('v1', 'Secret', NS, 'slurm-credentials')['data']['jwt-token']).decode()
+
+
+def plant_token(responder, token):
+    responder.api('PATCH', '/api/v1/namespaces/%s/secrets/slurm-credentials' % getattr(responder, 'namespace', NS),
+                  {'data': {'jwt-token': base64.b64encode(token.encode()).decode()}})
+
+
+def assert_nowhere(run, store, *secrets):
+    """None of ``secrets`` (str or bytes) in the run's output or any file of the store, evidence archives included."""
+    needles = [value.encode() if isinstance(value, str) else value for value in secrets]
+    blobs = {'stdout': run.stdout.encode(), 'stderr': run.stderr.encode()}
+    for path in glob.glob(os.path.join(store, '**', '*'), recursive=True):
+        if os.path.isfile(path):
+            with open(path, 'rb') as handle:
+                blobs[path] = handle.read()
+            if path.endswith('.tar.gz'):
+                with tarfile.open(path) as archive:
+                    for member in archive.getmembers():
+                        if member.isfile():
+                            blobs[path + ':' + member.name] = archive.extractfile(member).read()
+    for name, blob in blobs.items():
+        for needle in needles:
+            assert needle not in blob, name
+            assert base64.b64encode(needle) not in blob, name
 
 
 def tamper_deployment(responder):
     """The attacker's change, after the alert started: a new image and a sidecar (revision 2)."""
     time.sleep(2.1)  # the ReplicaSet of revision 2 must be younger than the alert (API times have 1 s resolution)
-    responder.api('PATCH', '/apis/apps/v1/namespaces/%s/deployments/slurm-exporter' % NS, [
+    responder.api('PATCH', '/apis/apps/v1/namespaces/%s/deployments/slurm-exporter' % getattr(responder, 'namespace', NS), [
         {'op': 'replace', 'path': '/spec/template/spec/containers/0/image', 'value': 'evil.example/miner:latest'},
         {'op': 'add', 'path': '/spec/template/spec/containers/-', 'value': {'name': 'backdoor', 'image': 'evil.example/shell:1'}},
     ], content_type='application/json-patch+json')
-    assert responder.deployment()['metadata']['annotations']['deployment.kubernetes.io/revision'] == '2'
+    # A real Deployment controller sets the revision moments after the patch (tests/realkube); the emulator at once.
+    deadline = time.monotonic() + 60
+    while responder.deployment()['metadata']['annotations']['deployment.kubernetes.io/revision'] != '2':
+        assert time.monotonic() < deadline, 'the tampered Deployment never got revision 2'
+        time.sleep(0.2)
 
 
-def test_security_breach_end_to_end(responder, kube, tmp_path):
-    token = 'eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjQxMDI0NDQ4MDAsInN1biI6InNsdXJtLWV4cG9ydGVyIn0.c2lnbmF0dXJlLXNlY3JldC12YWx1ZQ'
-    responder.inventory = scontrol_inventory(tmp_path, token)
+def test_security_breach_end_to_end(responder, kube, tmp_path, slurm):
+    """The whole breach response, with two controllers sharing a StateSaveLocation and a slurmdbd host: the leaked
+    token stops working at slurmctld and slurmdbd, the exporter gets a token that works, the old key is kept."""
+    responder.inventory = slurm_inventory(tmp_path, slurm, controllers=('slurmctld-1', 'slurmctld-2'), slurmdbd=('slurmdbd-1',))
+    plant_token(responder, slurm.leaked)
+    assert restd(slurm, '/slurm/v0.0.40/ping', slurm.leaked) == 200 and restd(slurm, '/slurmdb/v0.0.40/config', slurm.leaked) == 200
     payload = alert_payload('security_breach', 'a1b2c3d4e5f60001', starts_at=now_ts())
     tamper_deployment(responder)
     kube.clear_requests()
@@ -192,23 +238,45 @@ def test_security_breach_end_to_end(responder, kube, tmp_path):
     assert [c['name'] for c in containers] == ['slurm-exporter'] and containers[0]['image'] == UPSTREAM_IMAGE
     assert deployment['spec']['replicas'] == 3 and deployment['status']['availableReplicas'] == 3
     assert kube.get('networking.k8s.io/v1', 'NetworkPolicy', NS, 'incident-isolation') is None
-    secret = kube.get('v1', 'Secret', NS, 'slurm-credentials')
-    assert base64.b64decode(secret['data']['jwt-token']).decode() == token
     tls = kube.get('v1', 'Secret', NS, 'slurm-exporter-tls')
     assert base64.b64decode(tls['data']['tls.crt']).startswith(b'-----BEGIN CERTIFICATE-----')
     assert b'PRIVATE KEY' in base64.b64decode(tls['data']['tls.key'])
 
-    # The order of the writes: isolate first, scale to 0 only after evidence, isolation lifted last.
+    # SLURM: the leaked token is rejected by slurmctld and slurmdbd, the Secret's new token is accepted by both.
+    token = secret_token(kube)
+    assert token != slurm.leaked
+    for path in ('/slurm/v0.0.40/ping', '/slurmdb/v0.0.40/config'):
+        assert restd(slurm, path, slurm.leaked) == 401, path
+        assert restd(slurm, path, token) == 200, path
+    assert slurm.verify(token) == (True, 'slurm-exporter')
+    assert slurm.calls() == ['scontrol show config', 'slurmdbd-restart', 'scontrol reconfigure', 'scontrol token username lifespan']
+    # The new key, with SLURM's ownership and mode, on the controllers' shared path and slurmdbd's; the old one kept.
+    record = responder.record()
+    with open(slurm.key_path, 'rb') as handle:
+        key = handle.read()
+    assert len(key) >= 32 and key != slurm.initial_key and slurm.loaded_key('slurmdbd') == key == slurm.loaded_key()
+    for path in (slurm.key_path, slurm.slurmdbd_key_path):
+        info = os.stat(path)
+        assert stat.S_IMODE(info.st_mode) == 0o400 and info.st_uid == os.getuid(), path
+        backup = '%s.%s.previous' % (path, record['id'])
+        assert stat.S_IMODE(os.stat(backup).st_mode) == 0o400, backup
+        with open(backup, 'rb') as handle:
+            assert handle.read() == slurm.initial_key, backup
+
+    # The order of the writes: isolate first, scale to 0 only after evidence, isolation lifted last; every write of the
+    # workload happened while this incident held the workload's Lease.
     writes = assert_scoped(kube)
     paths = [(w['method'], w['path']) for w in writes]
     isolate = paths.index(('POST', '/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies' % NS))
-    scale = next(i for i, (verb, path) in enumerate(paths) if path.endswith('/deployments/slurm-exporter/scale') or 'scale' in path)
+    scale = paths.index(('PUT', '/apis/apps/v1/namespaces/%s/deployments/slurm-exporter' % NS))
     lift = paths.index(('DELETE', '/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies/incident-isolation' % NS))
     assert isolate < scale < lift == max(i for i, (verb, path) in enumerate(paths) if 'networkpolicies' in path)
+    lease_writes = [i for i, (verb, path) in enumerate(paths) if '/leases' in path]
+    assert lease_writes and lease_writes[0] < isolate and lease_writes[-1] > lift
 
-    # The record: every action succeeded, in plan order, evidence registered, resolved, notified, reported.
-    record = responder.record()
-    assert record['status'] == 'resolved' and record['type'] == 'security_breach'
+    # The record: every action succeeded, in plan order, evidence registered; a P1 security breach is not resolved by
+    # automation: it stops at monitoring for a person.
+    assert record['status'] == 'monitoring' and record['type'] == 'security_breach' and record['resolved_at'] is None
     assert [a['name'] for a in record['actions']] == [
         'isolate_pods', 'capture_evidence', 'scale_down', 'rotate_credentials', 'rotate_tls', 'restore_known_good',
         'scale_restore', 'wait_available', 'lift_isolation']
@@ -216,34 +284,64 @@ def test_security_breach_end_to_end(responder, kube, tmp_path):
     done = actions(record)
     assert done[('scale_down', 'containment')]['details']['previous_replicas'] in (3, '3')
     assert done[('restore_known_good', 'eradication')]['details']['revision'] in (1, '1')
-    assert done[('rotate_credentials', 'eradication')]['details']['source'] == 'scontrol token on slurmctld-1'
+    rotation = done[('rotate_credentials', 'eradication')]
+    details = rotation['details']
+    assert rotation['changed'] is True and details['source'] == 'scontrol token on slurmctld-1'
+    assert details['key_path'] == slurm.key_path and details['key_path_source'] == 'AuthAltParameters jwt_key'
+    assert details['key_sha256_prefix'] == hashlib.sha256(key).hexdigest()[:12]
+    assert details['backup_path'] == slurm.key_path + '.%s.previous' % record['id']
+    assert [(h['host'], h['path'], h['daemons']) for h in details['hosts']] == [
+        ('slurmctld-1', slurm.key_path, ['slurmctld']), ('slurmctld-2', slurm.key_path, ['slurmctld']),
+        ('slurmdbd-1', slurm.slurmdbd_key_path, ['slurmdbd'])]
+    # slurmctld-2 shares slurmctld-1's StateSaveLocation: the key (and its backup) were already in place there.
+    assert details['key_installed_on'] == ['slurmctld-1', 'slurmdbd-1'] == details['key_backed_up_on']
+    assert details['slurmdbd_restarted'] == ['slurmdbd-1'] and details['reconfigure']['rc'] in (0, '0')
+    assert 'the leaked token no longer validates' in json.dumps(record['timeline'])
     assert len(record['evidence']) == 1 and os.path.isdir(record['evidence'][0]['path'])
-    assert [n['template'] for n in responder.outbox()] == ['initial', 'status_update', 'resolution']
+    assert [n['template'] for n in responder.outbox()] == ['initial', 'status_update']
+    assert 'resolved by a person' in json.dumps(responder.outbox()[-1])
     assert record['reports'] and all(os.path.exists(r['path']) for r in record['reports'])
-    # No secret value anywhere: not the new token, not in the output.
-    assert token not in run.stdout + run.stderr
-    for path in glob.glob(os.path.join(responder.store, '**', '*'), recursive=True):
-        if os.path.isfile(path) and not path.endswith('.tar.gz'):
-            with open(path, 'rb') as handle:
-                assert token.encode() not in handle.read(), path
+    assert [run['outcome'] for run in record['runs']] == ['completed']
+    # No secret value anywhere: not the keys, not the tokens, in the output, the record, the outbox or the evidence.
+    assert_nowhere(run, responder.store, token, slurm.leaked, key, slurm.initial_key)
 
-    # A second run with the same payload (Alertmanager resends, a replayed job): nothing changes.
+    # A second run with the same payload (Alertmanager resends, a replayed job): nothing changes, SLURM untouched.
     kube.clear_requests()
+    slurm.reset_calls()
     before = responder.records()
     again = responder.run('security_breach', payload)
     assert_succeeded(again)
-    assert kube.writes() == []
+    assert kube.writes() == [] and slurm.calls() == []
     assert responder.records() == before
 
+    # A person acknowledges and resolves it with the incident module; the report's SLA line says what happened.
+    person = write_playbook(tmp_path, [
+        {'name': 'acknowledge', INCIDENT: {'state': 'acknowledge', 'id': record['id'], 'actor': 'alice', 'store': responder.store}},
+        {'name': 'resolve', INCIDENT: {'state': 'resolve', 'id': record['id'], 'actor': 'alice', 'store': responder.store,
+                                       'resolution': 'Reviewed: token rotated, known-good image back', 'root_cause': 'leaked JWT'}},
+        {'name': 'report', 'slurm_exporter.incident_response.incident_report': {'id': record['id'], 'store': responder.store}},
+    ], play_vars={'ansible_python_interpreter': '{{ ansible_playbook_python }}'}, name='person.yml')
+    assert_succeeded(run_playbook(person))
+    record = responder.record()
+    assert record['status'] == 'resolved' and record['acknowledged_by'] == 'alice'
+    with open(next(r['path'] for r in record['reports'] if r['path'].endswith('.md')), encoding='utf-8') as handle:
+        report = handle.read()
+    assert 'Response SLA' in report and '**met**' in report and 'never acknowledged' not in report
 
-def test_security_breach_check_mode_writes_nothing(responder, kube):
-    payload = alert_payload('security_breach', 'a1b2c3d4e5f60002')
+
+def test_security_breach_check_mode_writes_nothing(responder, kube, tmp_path, slurm):
+    """No write request, nothing in the store, and on the SLURM controllers: no command, the key files unchanged."""
+    responder.inventory = slurm_inventory(tmp_path, slurm, slurmdbd=('slurmdbd-1',))
+    plant_token(responder, slurm.leaked)
+    files = snapshot(slurm.root)
     kube.clear_requests()
-    run = responder.run('security_breach', payload, check=True)
+    run = responder.run('security_breach', alert_payload('security_breach', 'a1b2c3d4e5f60002'), check=True)
     assert_succeeded(run)
-    assert kube.writes() == []
-    assert not os.path.exists(responder.store)
+    assert kube.writes() == [] and not os.path.exists(responder.store)
     assert responder.deployment()['spec']['replicas'] == 3
+    assert slurm.calls() == [] and snapshot(slurm.root) == files
+    assert secret_token(kube) == slurm.leaked and restd(slurm, '/slurm/v0.0.40/ping', slurm.leaked) == 200
+    assert 'Dry run: would rotate the JWT signing key on slurmctld-1 and slurmdbd on slurmdbd-1' in run.stdout
 
 
 def test_security_breach_failure_is_recorded_and_notified(responder, kube):
@@ -268,8 +366,10 @@ def test_security_breach_failure_is_recorded_and_notified(responder, kube):
 
 # -- vulnerability_exploit, malware_detection, compliance_violation ----------------------------------------
 def test_vulnerability_exploit_restores_the_revision_before_the_exploit(responder, kube):
+    """No SLURM controller in the inventory (the local one): the credential rotation needs a person, nothing is invented."""
     payload = alert_payload('vulnerability_exploit', 'b1b2c3d4e5f60001', starts_at=now_ts())
     tamper_deployment(responder)
+    secret = kube.get('v1', 'Secret', NS, 'slurm-credentials')
     kube.clear_requests()
     run = responder.run('vulnerability_exploit', payload)
     assert_succeeded(run)
@@ -278,8 +378,29 @@ def test_vulnerability_exploit_restores_the_revision_before_the_exploit(responde
     record = responder.record()
     assert [a['name'] for a in record['actions']] == ['isolate_pods', 'capture_evidence', 'check_image_digests', 'restore_known_good',
                                                       'rotate_credentials', 'wait_available', 'lift_isolation']
-    assert actions(record)[('rotate_credentials', 'eradication')]['details']['source'].startswith('generated')
-    assert record['status'] == 'resolved'
+    rotation = actions(record)[('rotate_credentials', 'eradication')]
+    assert rotation['result'] == 'needs_person' and rotation['changed'] is False
+    assert all(a['result'] == 'success' for a in record['actions'] if a['name'] != 'rotate_credentials')
+    # The Secret is untouched: not written, same data, no rotated-by annotation.
+    assert [w for w in kube.writes() if w['resource'] == 'secrets' and w['name'] == 'slurm-credentials'] == []
+    after = kube.get('v1', 'Secret', NS, 'slurm-credentials')
+    assert after['data'] == secret['data'] and 'incident-response/rotated-by' not in after['metadata'].get('annotations', {})
+    # The exact steps for the person, in the record and in the timeline's words.
+    details = rotation['details']
+    assert details['key_path'] == '/var/spool/slurm/statesave/jwt_hs256.key' and details['key_path_known'] in (False, 'False')
+    steps = '\n'.join(details['steps'])
+    for command in ('install -m 0400 -o slurm -g slurm /var/spool/slurm/statesave/jwt_hs256.key '
+                    '/var/spool/slurm/statesave/jwt_hs256.key.%s.previous' % record['id'],
+                    'dd if=/dev/random of=/var/spool/slurm/statesave/jwt_hs256.key.new bs=32 count=1', 'scontrol reconfigure',
+                    'scontrol token username=slurm-exporter lifespan=86400',
+                    'kubectl -n slurm-exporter patch secret slurm-credentials --type merge --patch-file /dev/stdin'):
+        assert command in steps, command
+    summary = [e['message'] for e in record['timeline'] if 'rotate' in e['message'] or 'JWT' in e['message']]
+    assert any('The leaked SLURM JWT is still valid' in message for message in summary), summary
+    # The incident waits for that person: not monitoring, not resolved; the status update lists the steps.
+    assert record['status'] not in ('monitoring', 'resolved')
+    update = [n for n in responder.outbox() if n['template'] == 'status_update'][-1]
+    assert 'rotate_credentials needs person' in json.dumps(update) and 'scontrol reconfigure' in json.dumps(update)
     assert_scoped(kube)
 
 
@@ -348,11 +469,17 @@ def test_service_outage_rolls_back_and_hands_over_when_still_unavailable(respond
     record = responder.record()
     assert record['status'] != 'resolved'
     assert actions(record)[('rollback_if_unavailable', 'recovery')]['result'] == 'failed'
-    # The rollback was attempted (k8s_rollback patches the deployment back to the previous template).
-    patches = [w for w in kube.writes() if w['method'] == 'PATCH' and w['path'].endswith('/deployments/slurm-exporter')]
-    assert len(patches) >= 2
+    # The restart and the rollback were attempted (each an update of the deployment under the Lease).
+    updates = [w for w in kube.writes() if w['method'] == 'PUT' and w['path'].endswith('/deployments/slurm-exporter')]
+    assert len(updates) >= 2
     assert any(n['template'] == 'status_update' for n in responder.outbox())
     assert_scoped(kube)
+    # Failed stays failed: the alert clearing does not resolve it (nor move it to monitoring); it waits for a person.
+    resolved = alert_payload('service_outage', 'e1b2c3d4e5f60002', status='resolved', starts_at=record['alerts'][0]['startsAt'])
+    assert_succeeded(responder.run('service_outage', resolved))
+    record = responder.record()
+    assert record['status'] == 'investigating' and record['alerts'][0]['status'] == 'resolved'
+    assert record['runs'][-1]['outcome'] == 'failed' and len(record['runs']) == 1
 
 
 def test_operational_guardrail_refuses_a_restart_below_the_minimum(responder, kube):
@@ -384,22 +511,56 @@ def expiring_jwt(exp):
 
 
 @pytest.mark.parametrize('expired', [True, False])
-def test_api_failure_rotates_only_an_expired_token(responder, kube, endpoints, expired):
+def test_api_failure_rotates_only_an_expired_token(responder, kube, endpoints, tmp_path, slurm, expired):
     old = expiring_jwt(int(time.time()) + (-60 if expired else 86400 * 30))
-    responder.api('PATCH', '/api/v1/namespaces/%s/secrets/slurm-credentials' % NS,
-                  {'data': {'jwt-token': base64.b64encode(old.encode()).decode()}})
+    responder.inventory = slurm_inventory(tmp_path, slurm)
+    plant_token(responder, old)
     kube.clear_requests()
     run = responder.run('api_failure', alert_payload('api_failure', 'a2b2c3d4e5f6000%d' % int(expired)),
                         extra={'incident_slurmrestd_url': endpoints.url})
     assert_succeeded(run)
-    secret = kube.get('v1', 'Secret', NS, 'slurm-credentials')
-    rotated = base64.b64decode(secret['data']['jwt-token']).decode() != old
-    assert rotated == expired
+    token = secret_token(kube)
+    assert (token != old) == expired
     done = actions(responder.record())
     assert done[('check_slurmrestd', 'investigation')]['details']['status'] in (200, '200')
     assert done[('check_jwt_expiry', 'investigation')]['details']['expired'] in (expired, str(expired))
     assert (('rotate_credentials', 'eradication') in done) == expired
-    assert old not in run.stdout + run.stderr
+    if expired:
+        assert restd(slurm, '/slurm/v0.0.40/ping', token) == 200 and restd(slurm, '/slurm/v0.0.40/ping', slurm.leaked) == 401
+        assert slurm.calls() == ['scontrol show config', 'scontrol reconfigure', 'scontrol token username lifespan']
+    else:
+        assert slurm.calls() == [] and restd(slurm, '/slurm/v0.0.40/ping', slurm.leaked) == 200
+    assert_nowhere(run, responder.store, old, token)
+    assert_scoped(kube)
+
+
+def test_rotation_fails_loudly_when_slurmctld_keeps_the_old_key(responder, kube, endpoints, tmp_path, slurm):
+    """slurmctld before 23.11 keeps the key it loaded at start through `scontrol reconfigure`: the token it issues is
+    signed with the old key, so the leaked one is still valid. The action fails and says so; the Secret keeps the old
+    token, and the new key stays installed with the previous one next to it for the person who restarts slurmctld."""
+    slurm.legacy_reconfigure()
+    responder.inventory = slurm_inventory(tmp_path, slurm)
+    plant_token(responder, expiring_jwt(int(time.time()) - 60))
+    before = kube.get('v1', 'Secret', NS, 'slurm-credentials')['data']
+    kube.clear_requests()
+    run = responder.run('api_failure', alert_payload('api_failure', 'a2b2c3d4e5f60009'), extra={'incident_slurmrestd_url': endpoints.url})
+    assert run.rc != 0
+    assert kube.get('v1', 'Secret', NS, 'slurm-credentials')['data'] == before
+    assert restd(slurm, '/slurm/v0.0.40/ping', slurm.leaked) == 200  # still valid: slurmctld never loaded the new key
+    record = responder.record()
+    assert record['status'] != 'resolved'
+    rotation = actions(record)[('rotate_credentials', 'eradication')]
+    error = rotation['result'] == 'failed' and rotation['details']['error']
+    backup = '%s.%s.previous' % (slurm.key_path, record['id'])
+    assert 'slurmctld still signs tokens with another key' in error and backup in error and 'not written' in error
+    details = rotation['details']
+    assert details['key_installed_on'] == ['slurmctld-1'] and details['secret_written'] in (False, 'False')
+    assert details['backup_path'] == backup and details['stopped_at'].startswith('Rotate credentials - check that slurmctld signs')
+    with open(backup, 'rb') as handle:
+        assert handle.read() == slurm.initial_key
+    with open(slurm.key_path, 'rb') as handle:
+        assert handle.read() != slurm.initial_key
+    assert any(n['template'] == 'status_update' and 'rotate_credentials' in json.dumps(n) for n in responder.outbox())
     assert_scoped(kube)
 
 
@@ -470,11 +631,19 @@ def test_cluster_failure_moves_pods_off_a_failed_node(responder, kube):
     assert_scoped(kube)
 
 
+# A backup holds what a live cluster held. The upstream registry Secret has an empty .dockerconfigjson, which an API server
+# refuses (no cluster can hold it); in a backup it is a valid Docker config (no registries).
+def as_backed_up(text):
+    """An upstream manifest's text as a backup of a live cluster holds it: the registry Secret with a valid Docker config."""
+    return text.replace('.dockerconfigjson: ""', '.dockerconfigjson: "%s"' % base64.b64encode(b'{"auths": {}}').decode())
+
+
 def backup_dir(tmp_path, names=('configmap', 'deployment', 'service', 'serviceaccount', 'secrets', 'networkpolicy')):
     directory = tmp_path / 'backup'
     directory.mkdir()
     for name in names:
-        shutil.copy(os.path.join(FIXTURES, name + '.yaml.upstream'), directory / (name + '.yaml'))
+        with open(os.path.join(FIXTURES, name + '.yaml.upstream'), encoding='utf-8') as handle:
+            (directory / (name + '.yaml')).write_text(as_backed_up(handle.read()))
     return str(directory)
 
 
@@ -488,7 +657,9 @@ def test_disaster_recovery_restores_the_namespace(responder, kube, tmp_path):
     assert_succeeded(run)
     assert responder.deployment()['status']['availableReplicas'] == 3
     assert kube.get('v1', 'Service', NS, 'slurm-exporter') and kube.get('v1', 'ConfigMap', NS, 'slurm-exporter-config')
-    assert responder.record()['status'] == 'resolved'
+    # No /health URL and no Prometheus to ask: the recovery is unverified, so it is not resolved by automation.
+    record = responder.record()
+    assert record['status'] == 'monitoring' and actions(record)[('verify_health', 'recovery')]['details']['verified'] in (False, 'False')
     assert_scoped(kube)
     # RBAC and cluster-scoped objects of the backup are listed for an administrator, never written.
     assert not [entry for entry in kube.writes() if entry['resource'] in ('roles', 'rolebindings', 'clusterroles', 'clusterrolebindings')]
@@ -518,10 +689,14 @@ def test_respond_classifies_and_runs_a_custom_rule(responder, kube, endpoints):
         'incident_response_rules': rules, 'incident_pprof_base_url': endpoints.url,
         'incident_ticket_webhook': {'url': endpoints.url + '/tickets'}})
     assert_succeeded(run)
+    # Debug logging was on while the rule ran, and the response turned it back at recovery (the timeline says so).
     args = responder.deployment()['spec']['template']['spec']['containers'][0]['args']
-    assert '--log-level=debug' in args and '--log-level=info' not in args
+    assert '--log-level=info' in args and '--log-level=debug' not in args
     record = responder.record()
-    assert [a['name'] for a in record['actions']] == ['capture_heap_dump', 'increase_logging', 'create_ticket', 'notify_team']
+    assert [a['name'] for a in record['actions']] == ['capture_heap_dump', 'increase_logging', 'create_ticket', 'notify_team',
+                                                      'revert_logging']
+    assert actions(record)[('increase_logging', 'containment')]['details']['args'][1] == '--log-level=debug'
+    assert any(entry['message'].startswith('Debug logging turned on by the response reverted') for entry in record['timeline'])
     assert actions(record)[('create_ticket', 'containment')]['details']['ticket'] == 'TICKET-1'
     assert any(e['path'].endswith('exporter-heap.pb.gz') for e in record['evidence'])
     assert endpoints.received('/debug/pprof/heap')
