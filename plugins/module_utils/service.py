@@ -389,17 +389,10 @@ class IncidentService:
     @_transaction
     def lose_stale_runs(self, incident_id, reason='the run did not finish by its deadline (killed, or cut off by a time-out)'):
         """Mark the incident's runs that are past their deadline as lost (hand-over); returns the outcome."""
-        now = self.clock()
-        rec.validate_id(incident_id)
-        with self.store.locked():
-            before = self._read(incident_id)
-            if before is None:
-                return self._planned(incident_id)
-            after = copy.deepcopy(before)
+        def change(after, now):
             for run in runs_mod.stale_runs(after, now):
                 self._end_run(after, {'id': run['id'], 'outcome': 'lost', 'reason': reason}, now)
-            changed, after = self._commit(before, after, 'update')
-        return Outcome(before, after, changed)
+        return self._change(incident_id, 'update', change)
 
     # -- edits -----------------------------------------------------------------------
     _TEXT_FIELDS = ('title', 'summary', 'impact', 'root_cause', 'resolution')
