@@ -107,6 +107,26 @@ class LauncherProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
 
+    def kill_tree(self):
+        """SIGKILL the launcher and every process it started (ansible-runner, ansible-playbook): a replica's pod lost with
+        its node, nothing of it left running."""
+        found, todo = [], [self.process.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            try:
+                os.kill(pid, signal.SIGSTOP)    # stopped before its children are listed: it starts no more
+            except ProcessLookupError:
+                continue
+            children = subprocess.run(['pgrep', '-P', str(pid)], capture_output=True, text=True, check=False).stdout.split()
+            todo.extend(int(child) for child in children)
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(10)
+
     def stop(self):
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

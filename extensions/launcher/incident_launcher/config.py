@@ -25,6 +25,7 @@ NAMESPACE_RE = re.compile(r'^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$')
 IDENTIFIER_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]{0,63}$')
 DEPLOYMENT_RE = re.compile(r'^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$')
 ALERTNAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]{0,199}$')
+SPOOL_GROUP_RE = re.compile(r'^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$')
 
 ENV_SECRETS = {
     'INCIDENT_LAUNCHER_BEARER_TOKEN': ('auth', 'bearer_token'),
@@ -58,7 +59,11 @@ SCHEMA = {
                'max_body_memory': (INT, 33554432, 1024)},
     'spool': {'dir': (STR, '/var/lib/incident-launcher/spool', None), 'max_pending': (INT, 10000, 1),
               'done_retention': (NUM, 86400.0, 0), 'rejection_log': (OPT_STR, None, None),
-              'rejection_log_max_bytes': (INT, 10485760, 4096), 'rejection_log_backups': (INT, 5, 1)},
+              'rejection_log_max_bytes': (INT, 10485760, 4096), 'rejection_log_backups': (INT, 5, 1),
+              # kubernetes: the accepted alerts are ConfigMaps in store.namespace, shared by the replicas of one group
+              # (clusterspool.py); dir then keeps only run work directories and the rejection log.
+              'backend': (STR, 'file', None), 'group': (STR, 'incident-launcher', None), 'claim_ttl': (NUM, 30.0, 3),
+              'scan_interval': (NUM, 5.0, 0.1)},
     # Where the incident records are: file (incident_store) or kubernetes (Incident objects in store.namespace).
     'store': {'backend': (STR, 'file', None), 'namespace': (STR, 'incident-response', None), 'kubeconfig': (OPT_STR, None, None),
               'context': (OPT_STR, None, None), 'request_timeout': (NUM, 30.0, 0.1)},
@@ -366,6 +371,18 @@ def _store(source, config, resolve):
         _fail(source, 'store.namespace', '%r is not a Kubernetes namespace name' % store['namespace'])
     if store['kubeconfig']:
         store['kubeconfig'] = resolve(store['kubeconfig'])
+    spool = config['spool']
+    if spool['backend'] not in ('file', 'kubernetes'):
+        _fail(source, 'spool.backend', 'expected file or kubernetes, got %r' % spool['backend'])
+    if spool['backend'] == 'kubernetes':
+        if store['backend'] != 'kubernetes':
+            _fail(source, 'spool.backend', 'kubernetes (several replicas) needs the incident records in the cluster too: '
+                  'set store.backend: kubernetes')
+        if not SPOOL_GROUP_RE.match(spool['group']):
+            _fail(source, 'spool.group', 'expected a lower-case name of at most 40 characters (a-z, 0-9, -), got %r' % spool['group'])
+        if spool['scan_interval'] > spool['claim_ttl']:
+            _fail(source, 'spool.scan_interval', 'must not be longer than spool.claim_ttl (%g s), got %g'
+                  % (spool['claim_ttl'], spool['scan_interval']))
 
 
 def _semantics(source, config, resolve):  # pylint: disable=too-many-branches

@@ -23,6 +23,7 @@ import time
 from incident_launcher import LauncherError, __version__
 from incident_launcher import backends as backends_mod
 from incident_launcher.auth import Authenticator
+from incident_launcher.clusterspool import ClaimLost, ClusterSpool
 from incident_launcher.dispatcher import Dispatcher
 from incident_launcher.inbound import Inbound
 from incident_launcher.log import JsonLogger
@@ -65,6 +66,15 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
         spool = config['spool']
         self.spool = Spool(spool['dir'], spool['max_pending'], spool['rejection_log'], spool['rejection_log_max_bytes'],
                            spool['rejection_log_backups'])
+        if spool['backend'] == 'kubernetes':
+            # Several replicas share the accepted alerts through the API server (clusterspool.py); the directory keeps
+            # the run work directories and the rejection log.
+            try:
+                kube = self.stores.client()
+            except IncidentResponseError as exc:
+                raise LauncherError('config: spool: %s' % exc) from None
+            self.spool = ClusterSpool(self.spool, kube, config['store']['namespace'], spool['group'], spool['claim_ttl'],
+                                      config['dedup_window'])
         self.dedup = Deduplicator(config['dedup_window'])
         try:
             self.catalog = load_catalog(config['catalog'])
@@ -89,6 +99,7 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
         self.dispatcher = Dispatcher(self._process, workers['concurrency'], on_change=self._gauges)
         self.cancel = threading.Event()
         self.stopped = threading.Event()
+        self.scanner = None
         self.intake_server = None
         self._last_prune = 0.0
         self._probe = (0.0, None)
@@ -109,11 +120,15 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
         for entry in entries:
             self.dispatcher.submit(self.run_key(entry), entry)
         self.dispatcher.start()
+        if self.spool.backend == 'kubernetes':
+            self.scanner = threading.Thread(target=self._replicas, name='launcher-replicas', daemon=True)
+            self.scanner.start()
         self.intake_server.start()
         for warning in self.config.get('warnings', ()):
             self.logger.warning('config_warning', message=warning)
         self.logger.info('listening', address=address, port=port, tls=self.intake_server.ssl_context is not None, backend=self.backend.name,
-                         resumed=len(entries), first_response=self.first is not None, version=__version__,
+                         resumed=len(entries), spool=self.spool.backend, replica=getattr(self.spool, 'holder', None),
+                         first_response=self.first is not None, version=__version__,
                          auth='anonymous' if not self.auth.enabled else 'required', store=self.stores.location,
                          inbound=sorted(source for source in ('slack', 'pagerduty') if self.inbound and self.inbound.configured(source)))
         return address, port
@@ -131,8 +146,43 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
         if not self.dispatcher.stop(self.config['workers']['shutdown_grace']):
             self.cancel.set()
             self.dispatcher.stop(30)
+        if self.scanner is not None:
+            self.scanner.join(10)
+        # The other replicas take over what this one still holds at once, instead of after claim_ttl.
+        self.spool.stop_heartbeat()
         self.stores.close()
         self.logger.info('stopped', queue_depth=self.dispatcher.depth())
+
+    # -- replicas (the cluster spool) -----------------------------------------------------------
+    def _replicas(self):
+        """Renew this replica's heartbeat every claim_ttl / 3 seconds; every scan_interval, queue the pending entries of
+        lost replicas (and those nobody holds). Runs until the launcher stops."""
+        spool_config = self.config['spool']
+        renew_every = spool_config['claim_ttl'] / 3.0
+        next_renew = next_scan = time.monotonic()
+        while not self.stopped.is_set():
+            now = time.monotonic()
+            if now >= next_renew:
+                if not self.spool.heartbeat():
+                    self.metrics.inc('incident_launcher_heartbeat_failures_total')
+                    self.logger.warning('heartbeat_failed', replica=self.spool.holder, claims_valid=self.spool.claims_valid())
+                next_renew = now + renew_every
+            if now >= next_scan:
+                try:
+                    found = self.spool.scan()
+                except Exception as exc:  # pylint: disable=broad-exception-caught
+                    self.logger.error('spool_scan_failed', error='%s: %s' % (type(exc).__name__, exc))
+                    found = []
+                for entry in found:
+                    self.logger.info('spool_entry_found', entry=entry['id'], holder=entry.get('finished_by') or None)
+                    self.dispatcher.submit(self.run_key(entry), entry)
+                next_scan = now + spool_config['scan_interval']
+                self._prune()
+            self.stopped.wait(max(0.05, min(next_renew, next_scan) - time.monotonic()))
+
+    def _run_cancelled(self):
+        """A run stops when the launcher stops, or when this replica's claims may be taken over (no heartbeat)."""
+        return self.cancel.is_set() or not self.spool.claims_valid()
 
     # -- metrics -------------------------------------------------------------------------------
     def _gauges(self, depth, running):
@@ -181,7 +231,8 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
     def health(self):
         writable, reason, free = self.spool_writable()
         alive = self.dispatcher.alive()
-        ok = writable and alive and not self.stopped.is_set()
+        claims = self.spool.claims_valid()
+        ok = writable and alive and claims and not self.stopped.is_set()
         document = {'status': 'ok' if ok else 'degraded', 'spool_writable': writable, 'spool_free_bytes': free,
                     'workers_alive': alive, 'queue_depth': self.dispatcher.depth(), 'in_flight': self.dispatcher.running(),
                     'backend': self.backend.name, 'version': __version__}
@@ -189,6 +240,8 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
             document['reason'] = reason
         elif not alive:
             document['reason'] = 'workers: a worker thread died'
+        elif not claims:
+            document['reason'] = 'spool: the replica heartbeat has not been renewed for claim_ttl / 2 (API server unreachable?)'
         elif self.stopped.is_set():
             document['reason'] = 'stopping'
         return document
@@ -249,13 +302,21 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
                                          % self.spool.max_pending, remote, alerts=len(entries))
             return status, answer
         try:
-            if entries:
-                self.spool.add(entries)
+            added = self.spool.add(entries) if entries else []
         except OSError as exc:
-            self.spool.release(len(entries))
-            self.dedup.forget(new_keys)
-            self.logger.error('spool_write_failed', error=exc.strerror or str(exc))
+            # What the cluster spool took before the failure is durable: it runs (Alertmanager's retry is then deduplicated).
+            created = getattr(exc, 'created', [])
+            self.spool.release(len(entries) - len(created))
+            self.dedup.forget([entry['dedup_key'] for entry in entries if entry not in created])
+            for entry in created:
+                self.dispatcher.submit(self.run_key(entry), entry)
+            self.logger.error('spool_write_failed', error=exc.strerror or str(exc), accepted=len(created))
             return self.reject(503, 'spool_error', 'the spool cannot be written: %s' % (exc.strerror or exc), remote)
+        if len(added) < len(entries):
+            # Another replica (or an earlier request) already took these alerts: duplicates across replicas.
+            self.spool.release(len(entries) - len(added))
+            duplicate = duplicate + [True] * (len(entries) - len(added))
+            entries = added
         deduplicated = sum(duplicate)
         self.metrics.inc('incident_launcher_alerts_accepted_total', len(entries))
         if deduplicated:
@@ -291,7 +352,26 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
         return min(workers['backoff_max'], workers['backoff_initial'] * (2 ** max(0, attempts - 1)))
 
     def _attempt(self, entry):
+        try:
+            return self._attempt_claimed(entry)
+        except ClaimLost as exc:
+            # Another replica took this entry over (this one was taken for lost): it finishes it, not this one.
+            self.metrics.inc('incident_launcher_claims_lost_total')
+            self.logger.warning('claim_lost', entry=entry['id'], reason=str(exc))
+            return None
+
+    def _attempt_claimed(self, entry):
         workers = self.config['workers']
+        current = self.spool.claim(entry)
+        if current is None:
+            self.logger.info('entry_held_elsewhere', entry=entry['id'])
+            return None
+        if current is not entry:
+            if len(current.get('takeovers') or ()) > len(entry.get('takeovers') or ()):
+                self.metrics.inc('incident_launcher_entries_taken_over_total')
+                self.logger.warning('entry_taken_over', entry=entry['id'], lost_replica=current['takeovers'][-1]['from'])
+            entry.clear()
+            entry.update(current)
         if entry['starts'] - entry['attempts'] >= MAX_CRASHED_RUNS:
             return self._fail(entry, 'the launcher stopped during %d runs of this alert' % (entry['starts'] - entry['attempts']))
         entry['starts'] += 1
@@ -305,7 +385,7 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
         try:
             if self.first is not None and self.first.applies(entry) and not entry.get('first_response'):
                 self._first_response(entry)
-            result = self.backend.run(entry, backends_mod.RunContext(alert_path, work, self.cancel.is_set, self.spool.update))
+            result = self.backend.run(entry, backends_mod.RunContext(alert_path, work, self._run_cancelled, self.spool.update))
         finally:
             remove_tree(work)
         elapsed = round(time.monotonic() - started, 3)

@@ -55,6 +55,8 @@ def encode(document):
 class Spool:
     """Pending, done and failed alerts in one directory tree."""
 
+    backend = 'file'
+
     def __init__(self, root, max_pending=10000, rejection_log=None, rejection_log_max_bytes=10485760, rejection_log_backups=5):
         self.root = os.path.abspath(root)
         self.max_pending = max_pending
@@ -105,7 +107,8 @@ class Spool:
             self.pending_count -= count
 
     def add(self, entries):
-        """Write new pending entries (each atomically), then sync the directory once: durable on return."""
+        """Write new pending entries (each atomically), then sync the directory once: durable on return. Returns the
+        entries written (all of them: the file spool's dedup is the launcher's memory, see Deduplicator)."""
         directory = os.path.join(self.root, 'pending')
         written = []
         try:
@@ -121,6 +124,26 @@ class Spool:
             with contextlib.suppress(OSError):
                 fsync_dir(directory)
             raise
+        return list(entries)
+
+    # -- one replica: every entry is this process's (the cluster spool, clusterspool.py, shares them) --------------
+    def claim(self, entry):
+        """The entry to run (a file spool has one launcher: always this one)."""
+        return entry
+
+    @staticmethod
+    def claims_valid():
+        return True
+
+    @staticmethod
+    def scan():
+        return []
+
+    def heartbeat(self):
+        return True
+
+    def stop_heartbeat(self):
+        pass
 
     # -- runs -------------------------------------------------------------------------
     def update(self, entry):
