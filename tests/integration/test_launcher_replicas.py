@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Two launcher replicas as real processes sharing the cluster spool and the kubernetes store on the emulated API
-server (docs/launcher.md "Several replicas"): every alert sent to both is run once; a replica killed with everything it
+server (docs/launcher.md "Several replicas"): every alert sent to both is run once, 16 runs writing the store from
+two processes lose nothing (new incidents and updates of one incident); a replica killed with everything it
 started, in the middle of its runs, has its accepted alerts finished by the other, each exactly once."""
 
 from __future__ import annotations
@@ -79,6 +80,15 @@ def test_alerts_sent_to_both_replicas_run_once_and_concurrent_opens_lose_nothing
     # (a run is counted just after its entry is written done)
     wait_for(lambda: sum(launcher.metrics()['incident_launcher_runs_succeeded_total'] for launcher in (first, second)) == 16, 10,
              'the runs counted')
+    # 16 firings of one alert (16 startsAt), each sent to both: 16 updates of one incident by the two processes in turn
+    starts = ['2026-12-03T08:%02d:00Z' % minute for minute in range(16)]
+    posts = [(launcher, start) for start in starts for launcher in (first, second)]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda item: item[0].post(payload(alert('f17e', starts=item[1]))).json(), posts))
+    assert sum(answer['accepted'] for answer in answers) == 16
+    wait_for(lambda: [state for state, _entry in spooled(kube)].count('done') == 32, 90, 'the 16 firings finished')
+    refired = [record for record in incidents(kube) if any(item['fingerprint'] == 'f17e' for item in record['alerts'])]
+    assert len(refired) == 1 and refired[0]['revision'] == 16
     for launcher in (first, second):
         assert launcher.metrics().get('incident_launcher_entries_taken_over_total', 0) == 0
         health = requests.get(launcher.url + '/healthz', timeout=10).json()

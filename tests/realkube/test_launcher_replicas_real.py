@@ -4,7 +4,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Two launcher replicas against the real kube-apiserver, as the deployed ServiceAccount with exactly the deploy role's
 store and spool Roles: every alert sent to both replicas is run once, 16 runs of two processes writing the store
-together lose nothing (ids 1-16, no gap, no duplicate), and a replica killed with its queue full has every alert it
+together lose nothing (16 new incidents: ids 1-16, no gap, no duplicate; 16 firings of one alert: one incident at
+revision 16), and a replica killed with its queue full has every alert it
 accepted finished by the other, each exactly once. The real authoriser refuses nothing, and every spool verb is used."""
 
 from __future__ import annotations
@@ -95,14 +96,27 @@ def test_two_replicas_share_the_spool_and_survive_the_loss_of_one(service_accoun
     wait_for(lambda: done(cluster) == 16, 120, 'the 16 alerts finished')
     assert all(entry['starts'] == 1 for _state, entry in spooled(cluster))
 
+    # 16 firings of one alert (one fingerprint, 16 startsAt), each sent to both: 16 updates of one incident written by
+    # the two processes in turn (each reads, changes and writes with the resourceVersion it read): none is lost
+    starts = ['2026-12-03T08:%02d:00Z' % minute for minute in range(16)]
+    posts = [(launcher, start) for start in starts for launcher in (first, second)]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda item: item[0].post(payload(alert('f17e', starts=item[1]))).json(), posts))
+    assert sum(answer['accepted'] for answer in answers) == 16
+    wait_for(lambda: done(cluster) == 32, 120, 'the 16 firings finished')
+    refired = [obj['spec'] for obj in cluster.list(kubestore.API_VERSION, 'Incident', NS)
+               if any(item['fingerprint'] == 'f17e' for item in obj['spec']['alerts'])]
+    assert len(refired) == 1 and refired[0]['id'].endswith('-0017')
+    assert refired[0]['revision'] == 16, refired[0]['revision']
+
     # 30 more to the first replica only (one run at a time there), which is lost right after acknowledging them
-    more = ['%04x' % number for number in range(17, 47)]
+    more = ['%04x' % number for number in range(18, 48)]
     answer = first.post(payload(*[alert(fingerprint) for fingerprint in more])).json()
     assert answer['accepted'] == 30
     first.kill_tree()
-    wait_for(lambda: done(cluster) == 46, 180, 'the other replica to finish what the lost one accepted')
+    wait_for(lambda: done(cluster) == 62, 180, 'the other replica to finish what the lost one accepted')
 
-    entries = [entry for _state, entry in spooled(cluster)]
+    entries = [entry for _state, entry in spooled(cluster) if entry['key'] != 'f17e']
     assert sorted(entry['key'] for entry in entries) == sorted(fingerprints + more)
     lost, survivor = first.events('listening')[0]['replica'], second.events('listening')[0]['replica']
     taken = [entry for entry in entries if entry.get('takeovers')]
@@ -111,8 +125,8 @@ def test_two_replicas_share_the_spool_and_survive_the_loss_of_one(service_accoun
         assert [move['from'] for move in entry['takeovers']] == [lost] and entry['finished_by'] == survivor
     assert len(second.events('entry_taken_over')) == len(taken)
     records = [obj['spec'] for obj in cluster.list(kubestore.API_VERSION, 'Incident', NS)]
-    assert sorted(int(record['id'].rsplit('-', 1)[1]) for record in records) == list(range(1, 47))
-    assert sorted(item['fingerprint'] for record in records for item in record['alerts']) == sorted(fingerprints + more)
+    assert sorted(int(record['id'].rsplit('-', 1)[1]) for record in records) == list(range(1, 48))
+    assert sorted(item['fingerprint'] for record in records for item in record['alerts']) == sorted(fingerprints + ['f17e'] + more)
 
     # a replica that stops deletes its heartbeat (the others take over at once)
     second.stop()
