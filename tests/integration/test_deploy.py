@@ -62,7 +62,7 @@ def owned(kube):
     for api_version, kind, namespaced in (('v1', 'Namespace', False), ('v1', 'ServiceAccount', True), ('v1', 'ConfigMap', True),
                                           ('v1', 'Secret', True), ('v1', 'PersistentVolumeClaim', True), ('v1', 'Service', True),
                                           ('apps/v1', 'Deployment', True), ('batch/v1', 'CronJob', True),
-                                          ('networking.k8s.io/v1', 'NetworkPolicy', True),
+                                          ('networking.k8s.io/v1', 'NetworkPolicy', True), ('policy/v1', 'PodDisruptionBudget', True),
                                           ('rbac.authorization.k8s.io/v1', 'Role', True), ('rbac.authorization.k8s.io/v1', 'RoleBinding', True),
                                           ('rbac.authorization.k8s.io/v1', 'ClusterRole', False),
                                           ('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', False),
@@ -76,7 +76,7 @@ def versions(kube):
     """resourceVersion of every object the deploy owns."""
     found = {}
     for kind, namespace, name in owned(kube):
-        api_version = {'Deployment': 'apps/v1', 'CronJob': 'batch/v1', 'NetworkPolicy': 'networking.k8s.io/v1',
+        api_version = {'Deployment': 'apps/v1', 'CronJob': 'batch/v1', 'NetworkPolicy': 'networking.k8s.io/v1', 'PodDisruptionBudget': 'policy/v1',
                        'PrometheusRule': 'monitoring.coreos.com/v1'}.get(kind, 'rbac.authorization.k8s.io/v1' if 'Role' in kind else 'v1')
         found[(kind, namespace, name)] = kube.get(api_version, kind, namespace, name)['metadata']['resourceVersion']
     return found
@@ -234,8 +234,87 @@ def test_uninstall_keeps_the_records_unless_purged(kube):
     assert kube.get('v1', 'Namespace', None, NS) is None
 
 
+def test_several_launcher_replicas_share_the_cluster_spool_and_go_back_to_one(kube, tmp_path):
+    replicated = {'deploy_launcher_replicas': 2, 'deploy_store_backend': 'kubernetes', 'deploy_storage_access_mode': 'ReadWriteMany'}
+    run = deploy(kube, **replicated)
+    assert run.rc == 0, run
+    deployment = get(kube, 'apps/v1', 'Deployment', 'incident-webhook')
+    assert deployment['spec']['replicas'] == 2 and deployment['status']['availableReplicas'] == 2
+    assert deployment['spec']['strategy'] == {'type': 'RollingUpdate', 'rollingUpdate': {'maxUnavailable': 0, 'maxSurge': 1}}
+    pod = deployment['spec']['template']['spec']
+    selector = {'app.kubernetes.io/instance': 'incident-response', 'app.kubernetes.io/component': 'launcher'}
+    assert pod['affinity'] == {'podAntiAffinity': {'preferredDuringSchedulingIgnoredDuringExecution': [
+        {'weight': 100, 'podAffinityTerm': {'labelSelector': {'matchLabels': selector}, 'topologyKey': 'kubernetes.io/hostname'}}]}}
+    assert selector.items() <= deployment['spec']['template']['metadata']['labels'].items()
+    budget = get(kube, 'policy/v1', 'PodDisruptionBudget', 'incident-webhook')
+    assert budget['spec'] == {'minAvailable': 1, 'selector': {'matchLabels': selector}}
+    role = get(kube, 'rbac.authorization.k8s.io/v1', 'Role', 'incident-response-spool')
+    assert role['rules'] == RULES['_deploy_spool_rules'] == [
+        {'apiGroups': [''], 'resources': ['configmaps'], 'verbs': ['create', 'delete', 'get', 'list', 'update']}]
+    binding = get(kube, 'rbac.authorization.k8s.io/v1', 'RoleBinding', 'incident-response-spool')
+    assert binding['subjects'] == [{'kind': 'ServiceAccount', 'name': 'incident-response', 'namespace': NS}]
+    assert binding['roleRef'] == {'apiGroup': 'rbac.authorization.k8s.io', 'kind': 'Role', 'name': 'incident-response-spool'}
+    assert get(kube, 'rbac.authorization.k8s.io/v1', 'Role', 'incident-response-store')
+    # The escalation pods need not follow a launcher: the data volume is ReadWriteMany.
+    assert 'affinity' not in get(kube, 'batch/v1', 'CronJob', 'incident-escalation')['spec']['jobTemplate']['spec']['template']['spec']
+    assert get(kube, 'v1', 'PersistentVolumeClaim', 'incident-response')['spec']['accessModes'] == ['ReadWriteMany']
+
+    # The spool in the cluster, its local directory in an emptyDir of each pod; the records' files stay on the data volume.
+    launcher = yaml.safe_load(get(kube, 'v1', 'ConfigMap', 'incident-response')['data']['launcher.yml'])
+    assert launcher['spool'] == {'backend': 'kubernetes', 'group': 'incident-response', 'dir': '/var/incident-launcher/spool'}
+    assert launcher['store'] == {'backend': 'kubernetes', 'namespace': NS}
+    assert launcher['incident_store'] == '/var/incident-response/store'
+    mounts = {mount['name']: mount['mountPath'] for mount in pod['containers'][0]['volumeMounts']}
+    assert mounts['spool'] == '/var/incident-launcher/spool' and mounts['data'] == '/var/incident-response'
+    volumes = {volume['name']: volume for volume in pod['volumes']}
+    assert 'emptyDir' in volumes['spool'] and volumes['data']['persistentVolumeClaim'] == {'claimName': 'incident-response'}
+    config = materialise(kube, tmp_path / 'etc')
+    launcher['runner']['inventory'] = str(config / 'inventory')
+    loaded = launcher_module('config').build(launcher, 'launcher.yml', {'INCIDENT_LAUNCHER_BEARER_TOKEN': TOKEN}, str(config))
+    assert loaded['spool']['backend'] == 'kubernetes' and loaded['spool']['group'] == 'incident-response'
+
+    # Second run: unchanged. (deploy_store_crd: false - the emulator restamps a CRD's conditions on every apply, so the
+    # CRD's apply reports a change there; tests/realkube/test_deploy_real.py checks it against the real API server.)
+    before = versions(kube)
+    again = deploy(kube, deploy_store_crd=False, **replicated)
+    assert again.rc == 0, again
+    assert changed(again) == 0 and versions(kube) == before
+
+    # Back to one: the file spool on the data volume, Recreate, no anti-affinity; the budget and the spool Role are gone.
+    one = deploy(kube, deploy_store_backend='kubernetes', deploy_storage_access_mode='ReadWriteMany')
+    assert one.rc == 0, one
+    deployment = get(kube, 'apps/v1', 'Deployment', 'incident-webhook')
+    assert deployment['spec']['replicas'] == 1 and deployment['spec']['strategy'] == {'type': 'Recreate'}
+    assert 'affinity' not in deployment['spec']['template']['spec']
+    assert 'spool' not in {volume['name'] for volume in deployment['spec']['template']['spec']['volumes']}
+    assert get(kube, 'policy/v1', 'PodDisruptionBudget', 'incident-webhook') is None
+    assert get(kube, 'rbac.authorization.k8s.io/v1', 'Role', 'incident-response-spool') is None
+    assert get(kube, 'rbac.authorization.k8s.io/v1', 'RoleBinding', 'incident-response-spool') is None
+    launcher = yaml.safe_load(get(kube, 'v1', 'ConfigMap', 'incident-response')['data']['launcher.yml'])
+    assert launcher['spool'] == {'dir': '/var/incident-response/spool'}
+
+    # Uninstall after going back to two replicas removes their objects too.
+    assert deploy(kube, **replicated).rc == 0
+    assert get(kube, 'policy/v1', 'PodDisruptionBudget', 'incident-webhook')
+    absent = deploy(kube, deploy_state='absent', **replicated)
+    assert absent.rc == 0, absent
+    assert get(kube, 'policy/v1', 'PodDisruptionBudget', 'incident-webhook') is None
+    assert get(kube, 'rbac.authorization.k8s.io/v1', 'Role', 'incident-response-spool') is None
+    assert owned(kube) == {('Namespace', None, NS), ('PersistentVolumeClaim', NS, 'incident-response')}
+
+
 @pytest.mark.parametrize('extra, message', [
     ({'deploy_launcher_bearer_token': 'short'}, 'deploy_launcher_bearer_token: set it (at least 32 characters'),
+    ({'deploy_launcher_replicas': 2, 'deploy_storage_access_mode': 'ReadWriteMany'},
+     'deploy_launcher_replicas: 2 replicas share the spool and the incident records in the cluster: '
+     'they need deploy_store_backend: kubernetes, got file'),
+    ({'deploy_launcher_replicas': 3, 'deploy_store_backend': 'kubernetes'},
+     'deploy_launcher_replicas: 3 replicas share the data volume (evidence, reports, outbox): '
+     'they need deploy_storage_access_mode: ReadWriteMany, got ReadWriteOnce'),
+    ({'deploy_launcher_replicas': 2, 'deploy_store_backend': 'kubernetes', 'deploy_storage_access_mode': 'ReadWriteMany',
+      'deploy_name': 'incident-response-launchers-of-the-production-site'},
+     'deploy_name: incident-response-launchers-of-the-production-site is the spool group of the launcher replicas: at most 40'),
+    ({'deploy_launcher_replicas': 0}, 'deploy_launcher_replicas: expected an integer >= 1, got 0'),
     ({'deploy_namespace': 'Incident_Response'}, 'deploy_namespace: Incident_Response is not a namespace name'),
     ({'deploy_launcher_config': {'listen': {'port': 80}, 'auth': {}}}, 'deploy_launcher_config: auth, listen are set by the role'),
     ({'deploy_storage_access_mode': 'ReadWriteOncePod'}, 'ReadWriteOncePod leaves the escalation CronJob without the data volume'),

@@ -17,12 +17,13 @@ import itertools
 import pytest
 
 from tests.kube.cluster import ApiError
-from tests.realkube.conftest import CLUSTER_ROLE_RULES, DEPLOY_NAME, ROLE_RULES, deploy, persistent_volume
+from tests.realkube.conftest import CLUSTER_ROLE_RULES, DEPLOY_NAME, RULES, ROLE_RULES, deploy, persistent_volume
 
 _NUMBER = itertools.count(1)
 MANAGED = 'app.kubernetes.io/managed-by=slurm_exporter.incident_response'
 KINDS = (('v1', 'ServiceAccount'), ('v1', 'ConfigMap'), ('v1', 'Secret'), ('v1', 'PersistentVolumeClaim'), ('v1', 'Service'),
          ('apps/v1', 'Deployment'), ('batch/v1', 'CronJob'), ('networking.k8s.io/v1', 'NetworkPolicy'),
+         ('policy/v1', 'PodDisruptionBudget'),
          ('rbac.authorization.k8s.io/v1', 'Role'), ('rbac.authorization.k8s.io/v1', 'RoleBinding'),
          ('monitoring.coreos.com/v1', 'PrometheusRule'))
 
@@ -141,3 +142,81 @@ def test_install_idempotence_upgrade_uninstall(real_cluster, real_kube, deploy_n
     purge = deploy(real_cluster, kubeconfig, deploy_namespace, target, deploy_state='absent', deploy_purge_data=True)
     assert purge.rc == 0, purge
     assert real_cluster.get('v1', 'Namespace', None, deploy_namespace) is None
+
+
+CRD = 'incidents.incident-response.slurm-exporter.io'
+CONFIGMAP_VERBS = ('create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch')
+
+
+def allowed_verbs(cluster, token, namespace, resource='configmaps'):
+    """The verbs on ``resource`` in ``namespace`` that the real authoriser grants the holder of ``token``."""
+    allowed = set()
+    for verb in CONFIGMAP_VERBS:
+        review = {'apiVersion': 'authorization.k8s.io/v1', 'kind': 'SelfSubjectAccessReview',
+                  'spec': {'resourceAttributes': {'namespace': namespace, 'verb': verb, 'resource': resource, 'group': ''}}}
+        if cluster.api('POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', review, token=token)['status'].get('allowed'):
+            allowed.add(verb)
+    return allowed
+
+
+def test_several_launcher_replicas_and_back_to_one(real_cluster, real_kube, deploy_namespace):
+    """deploy_launcher_replicas: 2 on the real API server: two launchers admitted and running, the rolling update, the
+    anti-affinity and the PodDisruptionBudget accepted (the disruption controller counts both launchers), the
+    ServiceAccount allowed exactly the cluster spool's verbs on ConfigMaps in deploy_namespace, a second run unchanged;
+    back to 1 replica the real server takes the Recreate strategy again and the budget and the spool Role are gone."""
+    target = real_kube.namespace
+    kubeconfig = real_kube.kubeconfig
+    replicated = {'deploy_launcher_replicas': 2, 'deploy_store_backend': 'kubernetes', 'deploy_storage_access_mode': 'ReadWriteMany'}
+    try:
+        run = deploy(real_cluster, kubeconfig, deploy_namespace, target, **replicated)
+        assert run.rc == 0, run
+        pods = launcher_pods(real_cluster, deploy_namespace)
+        assert len(pods) == 2 and all(pod['status']['phase'] == 'Running' for pod in pods)
+        deployment = real_cluster.get('apps/v1', 'Deployment', deploy_namespace, 'incident-webhook')
+        assert deployment['spec']['strategy'] == {'type': 'RollingUpdate', 'rollingUpdate': {'maxUnavailable': 0, 'maxSurge': 1}}
+        assert deployment['spec']['template']['spec']['affinity']['podAntiAffinity']['preferredDuringSchedulingIgnoredDuringExecution']
+        real_cluster.wait_for('the PodDisruptionBudget counting both launchers', lambda: (real_cluster.get(
+            'policy/v1', 'PodDisruptionBudget', deploy_namespace, 'incident-webhook').get('status') or {}).get('currentHealthy') == 2, 60)
+        role = real_cluster.get('rbac.authorization.k8s.io/v1', 'Role', deploy_namespace, '%s-spool' % DEPLOY_NAME)
+        assert role['rules'] == RULES['_deploy_spool_rules']
+
+        # The ServiceAccount's token: the spool's verbs on ConfigMaps in deploy_namespace (the store Role's configmaps
+        # verbs are among them), no patch, no watch; and those requests pass the real authoriser.
+        token = real_cluster.service_account_token(deploy_namespace, DEPLOY_NAME)
+        spool_verbs = {verb for rule in RULES['_deploy_spool_rules'] for verb in rule['verbs']}
+        real_cluster.wait_for('the spool Role in force', lambda: 'delete' in allowed_verbs(real_cluster, token, deploy_namespace), 30)
+        assert allowed_verbs(real_cluster, token, deploy_namespace) == spool_verbs
+        # A second run changes nothing, the Incident CRD included (its apply is a no-op on the real server).
+        before = owned(real_cluster, (deploy_namespace, target))
+        again = deploy(real_cluster, kubeconfig, deploy_namespace, target, **replicated)
+        assert again.rc == 0, again
+        assert changed(again) == 0, [t for p in again.json['plays'] for t in p['tasks'] if t['hosts']['localhost'].get('changed')]
+        assert owned(real_cluster, (deploy_namespace, target)) == before
+        path = '/api/v1/namespaces/%s/configmaps' % deploy_namespace
+        created = real_cluster.api('POST', path, {'apiVersion': 'v1', 'kind': 'ConfigMap', 'data': {'entry': '{}'},
+                                                  'metadata': {'name': 'alert-check', 'labels': {'spool-check': 'yes'}}}, token=token)
+        listed = real_cluster.api('GET', path, params={'labelSelector': 'spool-check=yes'}, token=token)['items']
+        assert [item['metadata']['name'] for item in listed] == ['alert-check']
+        created['data'] = {'entry': '{"state": "done"}'}
+        real_cluster.api('PUT', path + '/alert-check', created, token=token)
+        with pytest.raises(ApiError) as stale:  # the resourceVersion precondition the claims rely on
+            real_cluster.api('PUT', path + '/alert-check', created, token=token)
+        assert stale.value.status == 409
+        real_cluster.api('DELETE', path + '/alert-check', token=token)
+
+        # Back to one replica: Recreate, no anti-affinity, no budget, no spool Role (the store's configmaps verbs remain).
+        one = deploy(real_cluster, kubeconfig, deploy_namespace, target, deploy_store_backend='kubernetes',
+                     deploy_storage_access_mode='ReadWriteMany')
+        assert one.rc == 0, one
+        deployment = real_cluster.get('apps/v1', 'Deployment', deploy_namespace, 'incident-webhook')
+        assert deployment['spec']['replicas'] == 1 and deployment['spec']['strategy'] == {'type': 'Recreate'}
+        assert 'affinity' not in deployment['spec']['template']['spec']
+        assert real_cluster.get('policy/v1', 'PodDisruptionBudget', deploy_namespace, 'incident-webhook') is None
+        assert real_cluster.get('rbac.authorization.k8s.io/v1', 'Role', deploy_namespace, '%s-spool' % DEPLOY_NAME) is None
+        real_cluster.wait_for('the spool Role out of force', lambda: 'delete' not in allowed_verbs(real_cluster, token, deploy_namespace), 30)
+        assert allowed_verbs(real_cluster, token, deploy_namespace) == {'create', 'get', 'update'}
+        real_cluster.wait_rollout(deploy_namespace, 'incident-webhook')
+        real_cluster.wait_for('one launcher', lambda: len(launcher_pods(real_cluster, deploy_namespace)) == 1, 60)
+    finally:
+        real_cluster.delete_namespace(deploy_namespace, wait=True)
+        real_cluster.delete('apiextensions.k8s.io/v1', 'CustomResourceDefinition', None, CRD)
