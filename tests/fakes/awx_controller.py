@@ -15,6 +15,10 @@ On a free loopback port, in a thread. What it enforces, as AWX does:
   association sub-lists (credentials, notification_templates_*); answers 204;
 - secret fields (credential inputs of the type's ``secret`` fields, notification tokens and
   passwords, webhook headers) read back as ``$encrypted$``, as AWX returns them;
+- read-only fields sent in a write (``managed`` of a credential type) are ignored, as Django REST framework does;
+- custom credential types: ``kind`` is ``cloud`` or ``net``, every input field has an ``id`` and a ``label``, injectors
+  are ``env`` / ``extra_vars`` / ``file`` and their templates render with the type's inputs (an undefined name is
+  400); managed types cannot be changed (403); a job template holds one credential per type (vault excepted);
 - a project gets a project update that is already successful (``summary_fields.current_update``);
 - ``POST /job_templates/<id>/launch/`` makes a successful job; launch-time values the template does not
   ask for (``ask_variables_on_launch``, ...) are ignored and listed in ``ignored_fields``; jobs are listed
@@ -30,8 +34,12 @@ from __future__ import annotations
 import copy
 import http.server
 import json
+import re
 import threading
 import urllib.parse
+
+import jinja2
+import jinja2.sandbox
 
 ENCRYPTED = '$encrypted$'
 
@@ -72,6 +80,9 @@ ASK_FIELDS = ('ask_limit_on_launch', 'ask_labels_on_launch', 'ask_inventory_on_l
 # fields that hold the id of another object, for <field>__name filters and summary_fields
 REFERENCES = {'organization': 'organizations', 'project': 'projects', 'inventory': 'inventories', 'credential_type': 'credential_types',
               'execution_environment': 'execution_environments', 'unified_job_template': 'job_templates', 'credential': 'credentials'}
+# fields AWX returns but ignores in a write (read-only in its serializers)
+READ_ONLY = {'credential_types': {'managed'}}
+ENV_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 # fields whose values AWX never returns
 NOTIFICATION_SECRETS = {'token', 'password', 'service_key', 'account_token', 'headers'}
 BUILTIN_CREDENTIAL_TYPES = [
@@ -308,9 +319,23 @@ class FakeController:
             if body.get('disassociate'):
                 self.associations.get(key, set()).discard(other)
             else:
+                self._check_association(key, other)
                 self.associations.setdefault(key, set()).add(other)
             return 204, None
         return 405, {'detail': 'Method "%s" not allowed.' % method}
+
+    def _check_association(self, key, other):
+        """A job template (or schedule) holds one credential of each type, vault credentials excepted."""
+        if key[2] != 'credentials':
+            return
+        credential = self.objects['credentials'].get(other)
+        if credential is None:
+            raise ValueError('id: invalid pk "%s" - object does not exist.' % other)
+        kind = self.objects['credential_types'][credential['credential_type']].get('kind')
+        for existing in self.associations.get(key, set()) - {other}:
+            held = self.objects['credentials'].get(existing)
+            if held and held['credential_type'] == credential['credential_type'] and kind != 'vault':
+                raise ValueError('Cannot assign multiple %s credentials.' % self.objects['credential_types'][credential['credential_type']]['name'])
 
     def _launch(self, template, body):
         """A job of the template; launch-time values the template does not ask for are ignored, as AWX does."""
@@ -328,6 +353,28 @@ class FakeController:
     def launches(self):
         """The jobs launched, oldest first, with their extra vars decoded."""
         return [dict(copy.deepcopy(job), extra_vars=json.loads(job['extra_vars'])) for job in self.objects['jobs'].values()]
+
+    def _check_credential_type(self, data):
+        """What AWX's CredentialType validation refuses (kind, the inputs schema, injectors that do not render)."""
+        if data.get('kind') not in ('cloud', 'net'):
+            raise ValueError("kind: Must be 'cloud' or 'net', not %s" % data.get('kind'))
+        inputs = data.get('inputs') or {}
+        fields = inputs.get('fields', []) if isinstance(inputs, dict) else None
+        if not isinstance(fields, list) or not all(isinstance(f, dict) and f.get('id') and f.get('label') for f in fields):
+            raise ValueError('inputs: every field needs an id and a label')
+        injectors = data.get('injectors') or {}
+        if not isinstance(injectors, dict) or set(injectors) - {'env', 'extra_vars', 'file'}:
+            raise ValueError('injectors: only env, extra_vars and file are allowed')
+        context = {f['id']: ('false' if f.get('type') == 'boolean' else 'x') for f in fields}
+        environment = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+        for section in ('env', 'extra_vars'):
+            for name, template in (injectors.get(section) or {}).items():
+                if section == 'env' and not ENV_NAME_RE.match(name):
+                    raise ValueError('injectors: %s is not a valid environment variable name' % name)
+                try:
+                    environment.from_string(str(template)).render(**context)
+                except jinja2.TemplateError as exc:
+                    raise ValueError('injectors: %s: %s' % (name, exc)) from None
 
     def _check(self, resource, data, item=None):
         allowed = RESOURCES[resource][1]
@@ -355,6 +402,8 @@ class FakeController:
             missing = [f for f in credential_type['inputs'].get('required', []) if not data['inputs'].get(f)]
             if missing:
                 raise ValueError('inputs: required field(s) missing: %s' % ', '.join(missing))
+        if resource == 'credential_types':
+            self._check_credential_type(dict(item or {}, **data))
         if resource == 'schedules':
             rrule = data.get('rrule', item.get('rrule') if item else '')
             if 'DTSTART' not in rrule or 'RRULE:' not in rrule:
@@ -369,7 +418,10 @@ class FakeController:
     def _create(self, resource, data):
         if resource in ('project_updates',):
             return 405, {'detail': 'Method "POST" not allowed.'}
+        data = {k: v for k, v in data.items() if k not in READ_ONLY.get(resource, ())}
         self._check(resource, data)
+        if resource == 'credential_types':
+            data = dict(data, managed=False)
         item = self._store(resource, data)
         self._keep_secrets(resource, item['id'], data)
         if resource == 'projects':
@@ -380,6 +432,9 @@ class FakeController:
         return 201, self._view(resource, item)
 
     def _update(self, resource, item, data):
+        if resource == 'credential_types' and item.get('managed'):
+            return 403, {'detail': 'Modifications not allowed for managed credential types'}
+        data = {k: v for k, v in data.items() if k not in READ_ONLY.get(resource, ())}
         self._check(resource, data, item)
         for key, value in data.items():
             if key == 'inputs' and resource == 'credentials':

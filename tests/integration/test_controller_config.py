@@ -86,6 +86,9 @@ def test_configures_the_controller_then_changes_nothing(controller):
         assert controller.associated('job_templates', template['id'], 'credentials') == sorted([kubernetes['id'], vault['id']])
         assert controller.associated('job_templates', template['id'], 'notification_templates_error') == [notification['id']]
 
+    assert controller.find('credential_types', name='slurm-exporter incident store') == []
+    assert controller.find('credentials', name='slurm-exporter incident store') == []
+
     schedule = controller.one('schedules', 'slurm-exporter escalation')
     assert schedule['unified_job_template'] == templates['slurm-exporter escalate']['id']
     assert schedule['rrule'] == 'DTSTART;TZID=UTC:20260101T000000 RRULE:FREQ=MINUTELY;INTERVAL=5' and schedule['enabled'] is True
@@ -115,6 +118,56 @@ def test_check_mode_sends_no_write(controller):
     assert controller.one('schedules', 'slurm-exporter escalation')['rrule'].endswith('INTERVAL=10')
     assert controller.one('projects', 'slurm-exporter incident response')['scm_branch'] == 'stable'
     assert [r['method'] for r in controller.writes()[writes:]] == ['PATCH', 'PATCH']
+
+
+STORE_INJECTORS = {'env': {'INCIDENT_RESPONSE_STORE_BACKEND': 'kubernetes', 'INCIDENT_RESPONSE_STORE_NAMESPACE': '{{ namespace }}'}}
+
+
+def test_kubernetes_store_credential_on_every_job_template(controller):
+    """controller_store_backend=kubernetes: a credential type whose injectors select the cluster store, a credential of it
+    next to the Kubernetes one on every job template (the escalation schedule's included); idempotent; check mode
+    plans a new namespace and writes nothing."""
+    store = variables(controller, controller_store_backend='kubernetes', controller_store_namespace='ir-store')
+    first = run_playbook(PLAYBOOK, extra_vars=store)
+    assert first.rc == 0, first
+
+    store_type = controller.one('credential_types', 'slurm-exporter incident store')
+    assert store_type['kind'] == 'cloud' and store_type['managed'] is False
+    assert store_type['injectors'] == STORE_INJECTORS
+    assert store_type['inputs'] == {'fields': [{'id': 'namespace', 'label': 'Namespace of the Incident objects', 'type': 'string'}],
+                                    'required': ['namespace']}
+    credential = controller.one('credentials', 'slurm-exporter incident store')
+    assert credential['credential_type'] == store_type['id'] and credential['inputs'] == {'namespace': 'ir-store'}
+    assert credential['organization'] == controller.one('organizations', 'slurm-exporter')['id']
+    kubernetes = controller.one('credentials', 'slurm-exporter kubernetes')
+    vault = controller.one('credentials', 'slurm-exporter vault')
+    templates = controller.find('job_templates')
+    assert len(templates) == len(TYPES) + 1
+    for template in templates:
+        assert controller.associated('job_templates', template['id'], 'credentials') == sorted([kubernetes['id'], vault['id'], credential['id']])
+    schedule = controller.one('schedules', 'slurm-exporter escalation')
+    assert schedule['unified_job_template'] == controller.one('job_templates', 'slurm-exporter escalate')['id']
+
+    writes = len(controller.writes())
+    second = run_playbook(PLAYBOOK, extra_vars=store)
+    assert second.rc == 0, second
+    assert second.json['stats']['localhost']['changed'] == 0, changed_tasks(second)
+    assert len(controller.writes()) == writes
+
+    check = run_playbook(PLAYBOOK, extra_vars=dict(store, controller_store_namespace='ir-other'), check=True)
+    assert check.rc == 0, check
+    assert changed_tasks(check) == ['Incident store credential']
+    assert len(controller.writes()) == writes
+    assert controller.one('credentials', 'slurm-exporter incident store')['inputs'] == {'namespace': 'ir-store'}
+
+
+def test_bad_store_settings_fail_before_any_request(controller):
+    run = run_playbook(PLAYBOOK, extra_vars=variables(controller, controller_store_backend='etcd'))
+    assert run.rc != 0
+    assert 'controller_store_backend' in run.result('Check the incident store settings')['msg']
+    assert controller.requests == []
+    run = run_playbook(PLAYBOOK, extra_vars=variables(controller, controller_store_backend='kubernetes', controller_store_namespace='Not_A_NS'))
+    assert run.rc != 0 and controller.requests == []
 
 
 def test_wrong_token_writes_nothing(controller):
