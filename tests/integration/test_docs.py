@@ -77,6 +77,14 @@ NOT_RUN = {
         'playbooks with this variable against the emulated cluster',
     'ansible-playbook slurm_exporter.incident_response.chaos -i inventories/lab -e chaos_experiment=network_delay':
         'the same: needs the detection chain around the experiment (test_chaos.py)',
+    'ansible-playbook slurm_exporter.incident_response.store_copy -i inventories/production -e store_copy_to=kubernetes --check':
+        'needs the Incident CRD in the cluster and an existing file store to copy; test_store_copy_playbook.py runs the '
+        'playbook file -> cluster -> file (and in check mode) against the emulated cluster',
+    'ansible-playbook slurm_exporter.incident_response.store_copy -i inventories/production -e store_copy_to=kubernetes':
+        'the same (test_store_copy_playbook.py)',
+    'ansible-playbook slurm_exporter.incident_response.store_copy -e store_copy_from=kubernetes -e store_copy_to=file '
+    '-e store_copy_to_dir=/srv/incident-archive':
+        'the same, the other way (test_store_copy_playbook.py copies the cluster store back into a directory)',
 }
 
 
