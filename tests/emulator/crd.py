@@ -63,8 +63,10 @@ def version_of(crd, version_name):
     return {}
 
 
-def accepted_status(crd):
-    """The status a healthy CRD has once the API server took it: names accepted, established, the stored versions."""
+def accepted_status(crd, previous=None):
+    """The status a healthy CRD has once the API server took it: names accepted, established, the stored versions. A
+    condition whose status does not change keeps its lastTransitionTime (``previous``: the status before an update), as
+    on the API server: an unchanged CRD applied again is unchanged."""
     spec = crd.get('spec') or {}
     names = dict(spec.get('names') or {})
     names.setdefault('singular', names.get('kind', '').lower())
@@ -72,7 +74,7 @@ def accepted_status(crd):
     stored = sorted({version['name'] for version in spec.get('versions') or [] if version.get('storage')}
                     | set(((crd.get('status') or {}).get('storedVersions')) or ()))
     now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
-    return {
+    status = {
         'conditions': [
             {'type': 'NamesAccepted', 'status': 'True', 'lastTransitionTime': now, 'reason': 'NoConflicts',
              'message': 'no conflicts found'},
@@ -82,6 +84,12 @@ def accepted_status(crd):
         'acceptedNames': names,
         'storedVersions': stored,
     }
+    before = {condition.get('type'): condition for condition in ((previous or {}).get('conditions') or [])}
+    for condition in status['conditions']:
+        earlier = before.get(condition['type'])
+        if earlier and earlier.get('status') == condition['status'] and earlier.get('lastTransitionTime'):
+            condition['lastTransitionTime'] = earlier['lastTransitionTime']
+    return status
 
 
 def validate_crd(crd):

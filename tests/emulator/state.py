@@ -728,7 +728,7 @@ class ClusterState:  # pylint: disable=too-many-public-methods
         meta['name'] = name
         obj = self._admit(resource, copy.deepcopy(obj), name)
         if _is_crd(resource):
-            self._accept_crd(obj, name)
+            self._accept_crd(obj, name, previous)
         obj = self._stamp(resource, namespace, obj, previous)
         if _without_version(obj) == _without_version(previous):
             # A no-op update is not persisted: same resourceVersion, no controller run (as the API server does).
@@ -768,7 +768,7 @@ class ClusterState:  # pylint: disable=too-many-public-methods
             for label, value in (obj['metadata'].get('labels') or {}).items():
                 index.setdefault(label, {}).setdefault(value, set()).add(key)
 
-    def _accept_crd(self, obj, name):
+    def _accept_crd(self, obj, name, previous=None):
         try:
             crds.validate_crd(obj)
         except crds.Invalid as exc:
@@ -777,7 +777,7 @@ class ClusterState:  # pylint: disable=too-many-public-methods
                            % (name, listed[0] if len(listed) == 1 else '[%s]' % ', '.join(listed)),
                            {'name': name, 'group': 'apiextensions.k8s.io', 'kind': 'CustomResourceDefinition',
                             'causes': exc.causes}) from None
-        obj['status'] = crds.accepted_status(obj)
+        obj['status'] = crds.accepted_status(obj, (previous or {}).get('status'))
 
     def _after_write(self, resource, obj):
         if _is_crd(resource):

@@ -273,10 +273,9 @@ def test_several_launcher_replicas_share_the_cluster_spool_and_go_back_to_one(ku
     loaded = launcher_module('config').build(launcher, 'launcher.yml', {'INCIDENT_LAUNCHER_BEARER_TOKEN': TOKEN}, str(config))
     assert loaded['spool']['backend'] == 'kubernetes' and loaded['spool']['group'] == 'incident-response'
 
-    # Second run: unchanged. (deploy_store_crd: false - the emulator restamps a CRD's conditions on every apply, so the
-    # CRD's apply reports a change there; tests/realkube/test_deploy_real.py checks it against the real API server.)
+    # Second run: unchanged, the CRD included.
     before = versions(kube)
-    again = deploy(kube, deploy_store_crd=False, **replicated)
+    again = deploy(kube, **replicated)
     assert again.rc == 0, again
     assert changed(again) == 0 and versions(kube) == before
 
@@ -292,6 +291,13 @@ def test_several_launcher_replicas_share_the_cluster_spool_and_go_back_to_one(ku
     assert get(kube, 'rbac.authorization.k8s.io/v1', 'RoleBinding', 'incident-response-spool') is None
     launcher = yaml.safe_load(get(kube, 'v1', 'ConfigMap', 'incident-response')['data']['launcher.yml'])
     assert launcher['spool'] == {'dir': '/var/incident-response/spool'}
+    assert get(kube, 'rbac.authorization.k8s.io/v1', 'Role', 'incident-response-store')
+
+    # Back to the file store: the store's Role and binding go with it (least privilege; the Incident objects stay).
+    files = deploy(kube, deploy_storage_access_mode='ReadWriteMany')
+    assert files.rc == 0, files
+    assert get(kube, 'rbac.authorization.k8s.io/v1', 'Role', 'incident-response-store') is None
+    assert get(kube, 'rbac.authorization.k8s.io/v1', 'RoleBinding', 'incident-response-store') is None
 
     # Uninstall after going back to two replicas removes their objects too.
     assert deploy(kube, **replicated).rc == 0
