@@ -420,16 +420,22 @@ class ClusterSpool:  # pylint: disable=too-many-instance-attributes
         return []
 
     def prune(self, retention_s, now=None):
-        """Delete done entries finished more than ``retention_s`` ago, and heartbeats unchanged for 10 claim times."""
+        """Delete done entries finished more than ``retention_s`` ago, and heartbeats unchanged for 10 claim times.
+
+        Each delete has the resourceVersion listed as its precondition: when the alert came again in between and
+        another replica replaced the done entry with a pending one (a new occurrence), the delete fails (409) and the
+        accepted alert is kept."""
         limit = (now or self.clock()) - retention_s
         removed = 0
         for item in self._list('%s=%s,%s=done' % (GROUP_LABEL, self.group, STATE_LABEL)):
             if float(self._meta(item, FINISHED, '0') or 0) < limit:
+                options = {'apiVersion': 'v1', 'kind': 'DeleteOptions',
+                           'preconditions': {'resourceVersion': item['metadata'].get('resourceVersion')}}
                 try:
-                    self.kube.request_json('DELETE', self._path(item['metadata']['name']))
+                    self.kube.request_json('DELETE', self._path(item['metadata']['name']), options)
                     removed += 1
                 except KubernetesError:
-                    pass
+                    pass        # changed since the listing (kept), already gone, or the API server is away (next time)
         stale = self.monotonic() - 10 * self.claim_ttl
         for holder, (_version, changed) in list(self.seen.items()):
             if holder != self.holder and changed < stale:

@@ -134,6 +134,33 @@ def test_prune_deletes_old_done_entries_and_stale_heartbeats(replicas, kube):
     assert [obj['data']['holder'] for obj in heartbeats] == ['pod-b/1/abcd']
 
 
+def test_prune_keeps_a_new_occurrence_that_replaced_a_listed_done_entry(replicas, kube):
+    """The alert comes again between prune's listing and its delete: the pending entry that replaced the done one is
+    kept (the delete's resourceVersion precondition fails), so an acknowledged alert is never deleted."""
+    wall = Clock(5000.0)
+    first, second = replicas('a', wall=wall), replicas('b', wall=wall)
+    first.heartbeat()
+    second.heartbeat()
+    old = entry(second)
+    second.add([old])
+    second.finish(second.claim(old), 'done')
+    wall.now += 3601
+    again = entry(first, received=wall.now)
+    listing = second._list  # pylint: disable=protected-access
+
+    def list_then_the_alert_comes_again(selector, metadata_only=True):
+        items = listing(selector, metadata_only)
+        if 'spool-state=done' in selector and items:
+            assert first.add([again]) == [again]      # a new occurrence replaces the done entry (another replica)
+        return items
+
+    second._list = list_then_the_alert_comes_again  # pylint: disable=protected-access
+    assert second.prune(3600) == 0
+    second._list = listing  # pylint: disable=protected-access
+    assert [item['id'] for item in second.entries('pending')] == [again['id']]
+    assert first.claim(again)['id'] == again['id']
+
+
 def test_claims_are_invalid_without_a_recent_heartbeat(replicas):
     clock = Clock()
     spool = replicas('a', clock=clock)
