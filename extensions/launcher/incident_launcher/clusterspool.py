@@ -100,9 +100,9 @@ class ClusterSpool:  # pylint: disable=too-many-instance-attributes
         self.clock = clock
         self.monotonic = monotonic
         self.lock = threading.Lock()
-        self.pending_count = 0
+        self.reserved = 0           # room reserved by requests whose alerts are not created yet
         self.versions = {}          # entry id -> resourceVersion of this replica's last read or write
-        self.known = set()          # entry ids in this replica's worker queue
+        self.known = set()          # entry ids in this replica's worker queue (what it holds: counted in max_pending)
         self.seen = {}              # holder -> (heartbeat resourceVersion, monotonic time it last changed)
         self.renewed = None         # monotonic time of the last successful heartbeat write
         self.heartbeat_version = None
@@ -131,16 +131,23 @@ class ClusterSpool:  # pylint: disable=too-many-instance-attributes
     def rejection_logs(self):
         return self.local.rejection_logs()
 
-    def reserve(self, count):
+    @property
+    def pending_count(self):
+        """The alerts this replica holds (accepted or taken over, not finished, not lost) and those being created."""
         with self.lock:
-            if self.pending_count + count > self.max_pending:
+            return len(self.known) + self.reserved
+
+    def reserve(self, count):
+        """Room for ``count`` new alerts within ``max_pending``; False when full (the request is answered 503)."""
+        with self.lock:
+            if len(self.known) + self.reserved + count > self.max_pending:
                 return False
-            self.pending_count += count
+            self.reserved += count
             return True
 
     def release(self, count):
         with self.lock:
-            self.pending_count = max(0, self.pending_count - count)
+            self.reserved -= count
 
     # -- objects ---------------------------------------------------------------------------
     def _body(self, entry, state, holder, version=None, finished=None):
@@ -195,14 +202,18 @@ class ClusterSpool:  # pylint: disable=too-many-instance-attributes
         another replica, or this one, already took). Raises ClusterSpoolError (an OSError) when the API server does not
         take one: the request is answered 503 and Alertmanager sends it again."""
         added = []
-        for entry in entries:
-            try:
-                if self._create(entry):
-                    added.append(entry)
-            except ClusterSpoolError as exc:
-                raise ClusterSpoolError(exc.strerror, added) from None
-        with self.lock:
-            self.known.update(entry['id'] for entry in added)
+        try:
+            for entry in entries:
+                try:
+                    if self._create(entry):
+                        added.append(entry)
+                except ClusterSpoolError as exc:
+                    raise ClusterSpoolError(exc.strerror, added) from None
+        finally:
+            # what was created is held here from now on: its room moves from the reservation to ``known``
+            with self.lock:
+                self.known.update(entry['id'] for entry in added)
+                self.reserved -= len(added)
         return added
 
     def _create(self, entry):
@@ -332,7 +343,6 @@ class ClusterSpool:  # pylint: disable=too-many-instance-attributes
         entry['finished_by'] = self.holder
         self._put(entry, state, finished=self.clock())
         self._drop(entry)
-        self.release(1)
 
     # -- replicas ----------------------------------------------------------------------------
     def heartbeat(self):

@@ -98,6 +98,32 @@ def test_a_lost_replica_s_entries_are_taken_over_and_finished_once(replicas):
     assert second.count('pending') == 0
 
 
+def test_max_pending_counts_what_a_replica_holds_and_frees_what_it_lost(replicas):
+    """spool.max_pending per replica: the alerts it holds, taken-over ones included; a claim it loses frees its room."""
+    clock = Clock()
+    first, second = replicas('a'), replicas('b', clock=clock)
+    first.max_pending = second.max_pending = 2
+    first.heartbeat()
+    second.heartbeat()
+    entries = [entry(first, fingerprint) for fingerprint in ('01', '02')]
+    assert first.reserve(2)
+    assert first.add(entries) == entries
+    first.release(0)                    # the request's room not used by duplicates (none here)
+    assert first.pending_count == 2 and not first.reserve(1)
+    assert second.scan() == []
+    clock.now += 10.0                   # first lost on second's clock
+    taken = [second.claim(item) for item in second.scan()]
+    assert second.pending_count == 2 and not second.reserve(1)
+    # the lost replica finds out: what it held is no longer counted
+    assert first.claim(entries[0]) is None
+    with pytest.raises(ClaimLost):
+        first.finish(entries[1], 'done')
+    assert first.pending_count == 0 and first.reserve(2)
+    for item in taken:
+        second.finish(item, 'done')
+    assert second.pending_count == 0 and second.reserve(2)
+
+
 def test_a_stopped_replica_hands_over_at_once_and_a_new_occurrence_replaces_a_finished_entry(replicas):
     wall = Clock(5000.0)
     first, second = replicas('a', wall=wall), replicas('b', wall=wall)
