@@ -125,11 +125,7 @@ def start_server(server, workdir, started):
 
     cluster = Cluster.start(workdir=os.path.join(workdir, 'cluster'), out=sys.stderr)
     started.append(cluster)
-    cluster.create(crd)
-    cluster.wait_for('the Incident CRD established', lambda: any(
-        c['type'] == 'Established' and c['status'] == 'True'
-        for c in (cluster.get('apiextensions.k8s.io/v1', 'CustomResourceDefinition', None, 'incidents.incident-response.slurm-exporter.io')
-                  .get('status') or {}).get('conditions') or []), 60)
+    cluster.install_crd(crd)
     cluster.create({'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': NS}})
     return cluster.write_kubeconfig(os.path.join(workdir, 'kubeconfig-real'), namespace=NS), 'kubernetes (real kube-apiserver + etcd)'
 

@@ -430,6 +430,23 @@ class Cluster:  # pylint: disable=too-many-instance-attributes
         namespace = namespace or obj.get('metadata', {}).get('namespace')
         return self.api('POST', self.path_for(obj['apiVersion'], obj['kind'], namespace), obj)
 
+    def install_crd(self, crd, timeout=60):
+        """Create the CustomResourceDefinition ``crd`` (a document, or the path of its YAML) unless it exists, then wait
+        until the API server serves it (condition Established). Returns its name."""
+        if isinstance(crd, str):
+            with open(crd, encoding='utf-8') as handle:
+                crd = yaml.safe_load(handle)
+        name = crd['metadata']['name']
+        if self.get('apiextensions.k8s.io/v1', 'CustomResourceDefinition', None, name) is None:
+            self.create(crd)
+
+        def established():
+            found = self.get('apiextensions.k8s.io/v1', 'CustomResourceDefinition', None, name) or {}
+            return any(c['type'] == 'Established' and c['status'] == 'True' for c in (found.get('status') or {}).get('conditions') or [])
+
+        self.wait_for('the CustomResourceDefinition %s established' % name, established, timeout)
+        return name
+
     def delete(self, api_version, kind, namespace, name, **params):
         response = self.request('DELETE', self.path_for(api_version, kind, namespace, name), params=params or None)
         if response.status_code not in (200, 202, 404):

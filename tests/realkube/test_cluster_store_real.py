@@ -32,16 +32,7 @@ with open(os.path.join(REPO_ROOT, 'roles', 'deploy', 'vars', 'main.yml'), encodi
 @pytest.fixture
 def store_settings(uses_real_cluster, tmp_path):
     cluster = uses_real_cluster
-    with open(os.path.join(REPO_ROOT, 'roles', 'deploy', 'files', 'incidents.crd.yaml'), encoding='utf-8') as handle:
-        crd = yaml.safe_load(handle)
-    if cluster.get('apiextensions.k8s.io/v1', 'CustomResourceDefinition', None, kubestore.CRD_NAME) is None:
-        cluster.create(crd)
-
-    def established():
-        found = cluster.get('apiextensions.k8s.io/v1', 'CustomResourceDefinition', None, kubestore.CRD_NAME)
-        return any(c['type'] == 'Established' and c['status'] == 'True' for c in (found.get('status') or {}).get('conditions') or [])
-
-    cluster.wait_for('the Incident CRD established', established, 60)
+    cluster.install_crd(os.path.join(REPO_ROOT, 'roles', 'deploy', 'files', 'incidents.crd.yaml'))
     cluster.create({'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': NS}})
     kubeconfig = cluster.write_kubeconfig(str(tmp_path / 'kubeconfig'), namespace=NS)
     try:

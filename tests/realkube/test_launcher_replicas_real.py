@@ -36,14 +36,7 @@ STORE_RULES, SPOOL_RULES = _RULES['_deploy_store_rules'], _RULES['_deploy_spool_
 @pytest.fixture
 def service_account_kubeconfig(uses_real_cluster, tmp_path):
     cluster = uses_real_cluster
-    with open(os.path.join(REPO_ROOT, 'roles', 'deploy', 'files', 'incidents.crd.yaml'), encoding='utf-8') as handle:
-        crd = yaml.safe_load(handle)
-    if cluster.get('apiextensions.k8s.io/v1', 'CustomResourceDefinition', None, kubestore.CRD_NAME) is None:
-        cluster.create(crd)
-    cluster.wait_for('the Incident CRD established', lambda: any(
-        c['type'] == 'Established' and c['status'] == 'True'
-        for c in (cluster.get('apiextensions.k8s.io/v1', 'CustomResourceDefinition', None, kubestore.CRD_NAME).get('status') or {})
-        .get('conditions') or []), 60)
+    cluster.install_crd(os.path.join(REPO_ROOT, 'roles', 'deploy', 'files', 'incidents.crd.yaml'))
     cluster.create({'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': NS}})
     cluster.create({'apiVersion': 'v1', 'kind': 'ServiceAccount', 'metadata': {'name': SA, 'namespace': NS}})
     # the deploy role's two Roles in its namespace (roles/deploy/templates/objects.yaml.j2), as it writes them
