@@ -57,6 +57,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     """One request; the emulator is ``self.server.emulator``."""
 
     protocol_version = 'HTTP/1.1'
+    # TCP_NODELAY: headers and body are two writes; with Nagle's algorithm the second waits for the client's
+    # delayed ACK, 40 ms on every keep-alive request.
+    disable_nagle_algorithm = True
     server_version = 'kube-emulator/1.0'
     # The request being answered (set by _handle); an answer outside it (send_error on a bad request line) is not logged.
     _entry, _recorded = None, True
