@@ -10,9 +10,8 @@ The same lifecycle service operations on both stores in the same run: ``count`` 
 each one acknowledged (a read-modify-write under the store's concurrency control), then a filtered listing (open
 critical incidents) repeated ``repeat`` times. The table prints the wall time and operations per second of each
 phase, and the ratio kubernetes / file (how many times slower the cluster store is; the file store is the baseline).
-The default count keeps ``make bench`` short: an open selects the incidents holding its alert's fingerprint by label,
-which the emulator answers by scanning every object (so its open time grows with the count); ``--count 10000`` for
-the full figure. ``--servers`` names the API servers the kubernetes store is measured on: ``emulator`` (default,
+The default count keeps ``make bench`` short (the file store's open and update time grows with the number of records
+it holds); ``--count 10000 --servers real`` for the full figure. ``--servers`` names the API servers the kubernetes store is measured on: ``emulator`` (default,
 tests/emulator) and/or ``real`` (the kube-apiserver and etcd of tests/kube, built and cached like ``make realkube``;
 the store's namespace as the admin), each beside the same file store baseline.
 """
