@@ -174,7 +174,7 @@ class Launcher:  # pylint: disable=too-many-instance-attributes
                     self.logger.error('spool_scan_failed', error='%s: %s' % (type(exc).__name__, exc))
                     found = []
                 for entry in found:
-                    self.logger.info('spool_entry_found', entry=entry['id'], holder=entry.get('finished_by') or None)
+                    self.logger.info('spool_entry_found', entry=entry['id'])
                     self.dispatcher.submit(self.run_key(entry), entry)
                 next_scan = now + spool_config['scan_interval']
                 self._prune()
