@@ -58,6 +58,16 @@ def test_pod_security_restricted_is_enforced(real_cluster, real_kube):
                      content_type='application/merge-patch+json')
     pod = {'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'as-root', 'namespace': namespace},
            'spec': {'containers': [{'name': 'c', 'image': 'busybox', 'securityContext': {'allowPrivilegeEscalation': True}}]}}
+
+    def refused_in_a_dry_run():
+        # Pod Security admission reads the namespace's labels from its informer: wait until it has seen the patch.
+        try:
+            real_cluster.api('POST', real_cluster.path_for('v1', 'Pod', namespace), pod, params={'dryRun': 'All'})
+        except ApiError as exc:
+            return exc.status == 403
+        return False
+
+    real_cluster.wait_for('Pod Security admission to see the enforce label', refused_in_a_dry_run, 30)
     with pytest.raises(ApiError) as refused:
         real_cluster.create(pod)
     assert refused.value.status == 403 and 'violates PodSecurity "restricted:latest"' in refused.value.body['message']
